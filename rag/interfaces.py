@@ -1,0 +1,52 @@
+"""One small interface per swappable part. Implementations live beside them (embeddings.py, store.py,
+retrieve.py, answer_*.py); convenience is built on top, never inside these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from rag.types import Answer, Chunk, Hit, Turn
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # e.g. "minilm"; stored with the collection so queries use a compatible model
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an (n, dim) float32 array of L2-normalised embeddings."""
+        ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None: ...
+
+    def delete_source(self, source: str) -> int:
+        """Remove every chunk of ``source``; return how many were removed."""
+        ...
+
+    def query(self, embedding: np.ndarray, k: int, source: str | None = None) -> list[tuple[Chunk, float]]:
+        """Top-k chunks by cosine similarity (higher is better), optionally only from ``source``."""
+        ...
+
+    def count(self) -> int: ...
+
+    def iter_chunks(self) -> Iterator[Chunk]: ...
+
+    def get(self, ids: Sequence[str]) -> list[Chunk]: ...
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    def retrieve(self, query: str, k: int, source: str | None = None) -> list[Hit]: ...
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    name: str
+
+    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer: ...
