@@ -1,0 +1,244 @@
+"""Incremental ingest: files -> documents -> chunks -> embeddings -> Chroma + BM25, driven by the manifest.
+
+Order of writes per file is chosen so that a crash at any point is repaired by the next run: chunks of a
+file are always deleted by source before its new chunks go in (so half-written files are replaced, never
+duplicated), and the manifest entry is written only after the store and the BM25 index hold the chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.chunking import chunk_document
+from ingest.loaders import iter_input_files, load_document
+from ingest.manifest import FileEntry, Manifest
+from ingest.texts import TextStore
+from rag.errors import FileError
+from rag.interfaces import Embedder
+from rag.types import Chunk, Document
+
+EMBED_BATCH = 256  # chunks embedded per model call across small files
+CHECKPOINT_SECONDS = 20.0  # how often the BM25 index and manifest are saved during a long ingest
+
+ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    chunks: int = 0  # chunks written by this run
+    characters: int = 0  # characters of text embedded by this run
+    seconds: float = 0.0
+    collection: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return {
+            "collection": self.collection,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "chunks": self.chunks,
+            "characters": self.characters,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _file_hash(path: Path) -> tuple[str, int]:
+    import hashlib
+
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def _under(source: str, roots: Sequence[Path]) -> bool:
+    for root in roots:
+        r = str(root)
+        if source == r or source.startswith(r.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+class Ingestor:
+    """Config to the constructor (the parts), data to the call (the paths)."""
+
+    def __init__(
+        self,
+        *,
+        embedder: Embedder,
+        store,  # rag.store.ChromaStore
+        bm25,  # rag.bm25.BM25Index
+        manifest_path: Path,
+        texts: TextStore,
+        chunk_size: int = 200,
+        chunk_overlap: int = 40,
+        max_bytes: int = 200 * 2**20,
+    ) -> None:
+        self.embedder = embedder
+        self.store = store
+        self.bm25 = bm25
+        self.manifest_path = manifest_path
+        self.texts = texts
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.max_bytes = max_bytes
+
+    # -- consistency -----------------------------------------------------------------------------------
+    def reconcile(self, manifest: Manifest) -> None:
+        """Bring store and BM25 index in line with the manifest after a crash or an outside change:
+        chunks of files the manifest does not know are removed; files whose chunks are not all present are
+        dropped from the manifest (so they are re-ingested); the BM25 index is rebuilt when it disagrees."""
+        counts = self.store.source_counts()
+        for source in set(counts) - set(manifest.files):
+            self.store.delete_source(source)
+        for source, entry in list(manifest.files.items()):
+            if counts.get(source, 0) != entry.chunks:
+                self.store.delete_source(source)
+                del manifest.files[source]
+        wanted = manifest.chunk_ids()
+        if self.bm25.ids() != wanted:
+            for source in {s for s in self._bm25_sources()} - set(manifest.files):
+                self.bm25.remove_source(source)
+            have = self.bm25.ids()
+            stale = have - wanted
+            if stale:
+                self.bm25.remove_ids(list(stale))
+            missing = wanted - self.bm25.ids()
+            if missing:
+                self.bm25.add(self.store.get(sorted(missing)))
+            self.bm25.save()
+
+    def _bm25_sources(self) -> set[str]:
+        sources = getattr(self.bm25, "sources", None)
+        return set(sources()) if callable(sources) else set()
+
+    # -- the work ----------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        prune: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        t0 = time.perf_counter()
+        report = IngestReport(collection=getattr(self.store, "name", ""))
+        manifest = Manifest.load(self.manifest_path)
+        self.reconcile(manifest)
+
+        files, errors = iter_input_files([Path(p) for p in paths])
+        report.failed.extend((e.path, e.reason) for e in errors)
+        roots = [Path(p).resolve() for p in paths if Path(p).exists()]
+
+        pending: list[tuple[Document, list[Chunk], int, bool]] = []  # (doc, chunks, size, is_update)
+        pending_chunks = 0
+        last_checkpoint = time.perf_counter()
+        total = len(files)
+        for i, path in enumerate(files):
+            source = str(path)
+            if progress:
+                progress(i, total, source)
+            try:
+                digest, size = _file_hash(path)
+            except OSError as exc:
+                report.failed.append((source, f"cannot read: {exc.strerror or exc}"))
+                continue
+            entry = manifest.files.get(source)
+            if entry and entry.content_hash == digest:
+                report.unchanged.append(source)
+                continue
+            try:
+                doc = load_document(path, max_bytes=self.max_bytes)
+                chunks = chunk_document(doc, self.chunk_size, self.chunk_overlap)
+                if not chunks:
+                    raise FileError(source, "no text to index")
+            except FileError as exc:
+                report.failed.append((exc.path, exc.reason))
+                continue
+            pending.append((doc, chunks, size, entry is not None))
+            pending_chunks += len(chunks)
+            if pending_chunks >= EMBED_BATCH:
+                self._flush(pending, manifest, report)
+                pending, pending_chunks = [], 0
+                if time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS:
+                    self._checkpoint(manifest)
+                    last_checkpoint = time.perf_counter()
+        if pending:
+            self._flush(pending, manifest, report)
+
+        if prune:
+            seen = {str(f) for f in files}
+            for source in sorted(manifest.files):
+                if source not in seen and _under(source, roots) and not Path(source).exists():
+                    self._remove(manifest, source)
+                    report.removed.append(source)
+        self._checkpoint(manifest)
+        if progress:
+            progress(total, total, "")
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _flush(self, pending: list[tuple[Document, list[Chunk], int, bool]], manifest: Manifest,
+               report: IngestReport) -> None:
+        all_chunks = [c for _, chunks, _, _ in pending for c in chunks]
+        vectors = self.embedder.embed([c.text for c in all_chunks])
+        row = 0
+        for doc, chunks, size, is_update in pending:
+            vecs = vectors[row : row + len(chunks)]
+            row += len(chunks)
+            self.texts.save(doc.content_hash, doc.text)
+            self.store.delete_source(doc.source)
+            self.bm25.remove_source(doc.source)
+            self.store.upsert(chunks, vecs)
+            self.bm25.add(chunks)
+            manifest.files[doc.source] = FileEntry(
+                source=doc.source,
+                content_hash=doc.content_hash,
+                size=size,
+                chunk_ids=[c.id for c in chunks],
+                ingested_at=time.time(),
+                pages=[[p.page, p.start, p.end] for p in doc.pages],
+                mime=doc.mime,
+                chars=len(doc.text),
+            )
+            (report.updated if is_update else report.added).append(doc.source)
+            report.chunks += len(chunks)
+            report.characters += sum(len(c.text) for c in chunks)
+
+    def _checkpoint(self, manifest: Manifest) -> None:
+        # BM25 first: a manifest entry must never claim chunks the index does not have.
+        self.bm25.save()
+        manifest.save()
+
+    def _remove(self, manifest: Manifest, source: str) -> int:
+        n = self.store.delete_source(source)
+        self.bm25.remove_source(source)
+        manifest.files.pop(source, None)
+        return n
+
+    def forget(self, source: str) -> int:
+        """Remove one file's chunks; returns how many were removed (0 when it was not ingested)."""
+        manifest = Manifest.load(self.manifest_path)
+        if source not in manifest.files and self.store.source_counts().get(source, 0) == 0:
+            return 0
+        n = self._remove(manifest, source)
+        self._checkpoint(manifest)
+        self.texts.discard_unused({e.content_hash for e in manifest.files.values()})
+        return n

@@ -1,0 +1,274 @@
+"""The `citeqa` command. Builds `Settings` once from flags (over CITEQA_* environment over defaults) and turns
+every CiteqaError into one line on stderr and a non-zero exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.errors import CiteqaError
+from rag.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="citeqa",
+    help="Ask questions about your own documents; every answer cites the exact passage it came from.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Data directory [env CITEQA_DATA_DIR]")]
+CollectionOpt = Annotated[str | None, typer.Option("--collection", "-c", help="Collection [env CITEQA_COLLECTION]")]
+ChromaOpt = Annotated[
+    str | None, typer.Option("--chroma", help="host:port of a `chroma run` server; unset = embedded [CITEQA_CHROMA]")
+]
+EmbedderOpt = Annotated[str | None, typer.Option("--embedder", help="minilm or minilm-int8 [env CITEQA_EMBEDDER]")]
+LlmOpt = Annotated[
+    str | None,
+    typer.Option("--llm", help="extractive | llamacpp:PATH.gguf | ollama:MODEL[@host:port] | openai:MODEL@URL"),
+]
+KOpt = Annotated[int | None, typer.Option("--k", "-k", help="Passages to retrieve [env CITEQA_K]")]
+HybridOpt = Annotated[bool | None, typer.Option("--hybrid/--no-hybrid", help="Fuse BM25 with dense retrieval")]
+MmrOpt = Annotated[bool | None, typer.Option("--mmr/--no-mmr", help="Diversify passages with MMR")]
+
+
+def _settings(**flags: object) -> Settings:
+    return load_settings(**flags)
+
+
+def display_path(source: str) -> str:
+    """A path as the user would type it: relative to the working directory when under it."""
+    try:
+        rel = os.path.relpath(source)
+    except ValueError:
+        return source
+    return source if rel.startswith("..") else rel
+
+
+def _fail(err: CiteqaError) -> typer.Exit:
+    typer.echo(f"citeqa: error: {err}", err=True)
+    return typer.Exit(err.exit_code)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive)")],
+    prune: Annotated[bool, typer.Option("--prune", help="Remove files under PATHs that no longer exist")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    max_file_mb: Annotated[float | None, typer.Option("--max-file-mb", help="Skip files larger than this")] = None,
+    data_dir: DataDirOpt = None,
+    collection: CollectionOpt = None,
+    chroma: ChromaOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Add files and folders to a collection. Re-running re-embeds only new or changed files."""
+    from rag.pipeline import Citeqa
+
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, max_file_mb=max_file_mb)
+    report = Citeqa(s).ingest(paths, prune=prune, progress=not json_out and sys.stderr.isatty())
+    for path, reason in report.failed:
+        typer.echo(f"citeqa: skipped {display_path(path)}: {reason}", err=True)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        typer.echo(
+            f"collection '{s.collection}': {len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, {len(report.failed)} failed; "
+            f"{report.chunks} chunks in {report.seconds:.1f} s"
+        )
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def print_answer(answer, *, verbose: bool = False) -> None:  # answer: rag.types.Answer
+    typer.echo(answer.answer)
+    for note in answer.notes:
+        typer.echo(f"note: {note}")
+    if answer.unsupported_sentences:
+        typer.echo("\nNot supported by the cited passages:")
+        for s in answer.unsupported_sentences:
+            typer.echo(f"  ! {s}")
+    if answer.citations:
+        typer.echo("\nSources:")
+        for c in answer.citations:
+            page = f", page {c.page}" if c.page is not None else ""
+            mark = "" if c.supported is not False else "  (unsupported)"
+            typer.echo(f"  [{c.n}] {display_path(c.source)}{page}, characters {c.start}-{c.end}{mark}")
+            typer.echo(f'      "{c.text}"')
+    if verbose:
+        t = ", ".join(f"{k} {v:.0f} ms" for k, v in answer.timings.items())
+        typer.echo(f"\n({t})")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
+    source: Annotated[str | None, typer.Option("--source", help="Only search this ingested file")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show timings")] = False,
+    k: KOpt = None,
+    hybrid: HybridOpt = None,
+    mmr: MmrOpt = None,
+    llm: LlmOpt = None,
+    data_dir: DataDirOpt = None,
+    collection: CollectionOpt = None,
+    chroma: ChromaOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Answer a question from the collection, with cited passages."""
+    from rag.pipeline import Citeqa
+
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k,
+                  hybrid=hybrid, mmr=mmr)
+    src = str(Path(source).expanduser().resolve()) if source else None
+    answer = Citeqa(s).ask(question, k=k, source=src)
+    if json_out:
+        typer.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_answer(answer, verbose=verbose)
+
+
+@app.command()
+def sources(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    data_dir: DataDirOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """List the files in a collection with their chunk counts and content hashes."""
+    from rag.pipeline import Citeqa
+
+    s = _settings(data_dir=data_dir, collection=collection)
+    infos = Citeqa(s).sources()
+    if json_out:
+        typer.echo(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+    if not infos:
+        typer.echo(f"collection '{s.collection}' is empty: run `citeqa ingest PATH`")
+        return
+    for i in infos:
+        typer.echo(f"{i.chunks:6d} chunks  {i.content_hash[:12]}  {display_path(i.source)}")
+    typer.echo(f"{len(infos)} files, {sum(i.chunks for i in infos)} chunks in collection '{s.collection}'")
+
+
+@app.command()
+def forget(
+    path: Annotated[Path, typer.Argument(help="An ingested file")],
+    data_dir: DataDirOpt = None,
+    collection: CollectionOpt = None,
+    chroma: ChromaOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Remove a file's chunks from the collection."""
+    from rag.pipeline import Citeqa
+
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder)
+    n = Citeqa(s).forget(path)
+    typer.echo(f"removed {n} chunks of {display_path(str(Path(path).resolve()))}")
+
+
+@app.command()
+def chat(
+    k: KOpt = None,
+    llm: LlmOpt = None,
+    data_dir: DataDirOpt = None,
+    collection: CollectionOpt = None,
+    chroma: ChromaOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """An interactive session: follow-up questions use the conversation so far. Ctrl-D or /quit ends it."""
+    from rag.pipeline import Citeqa
+    from rag.types import Answer, Turn
+
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k)
+    qa = Citeqa(s)
+    history: list[Turn] = []
+    typer.echo(f"citeqa chat over collection '{s.collection}' with {s.llm}. /clear forgets, /quit ends.")
+    while True:
+        try:
+            question = input("\n? ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("")
+            return
+        if question in ("/quit", "/exit"):
+            return
+        if question == "/clear":
+            history.clear()
+            typer.echo("(conversation cleared)")
+            continue
+        if not question:
+            continue
+        try:
+            final = None
+            streamed = False
+            for part in qa.stream(question, k=k, history=history):
+                if isinstance(part, Answer):
+                    final = part
+                elif s.llm != "extractive":
+                    streamed = True
+                    typer.echo(part, nl=False)
+            if final is None:
+                continue
+            if streamed:
+                typer.echo("")
+                final = _without_text(final)
+            print_answer(final)
+            history.append(Turn(question, final.answer))
+        except CiteqaError as err:
+            typer.echo(f"citeqa: error: {err}", err=True)
+
+
+def _without_text(answer):
+    from dataclasses import replace
+
+    return replace(answer, answer="")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port")] = 7860,
+    auth: Annotated[
+        str | None, typer.Option("--auth", help="user:password to require a login [env CITEQA_AUTH]")
+    ] = None,
+    llm: LlmOpt = None,
+    data_dir: DataDirOpt = None,
+    collection: CollectionOpt = None,
+    chroma: ChromaOpt = None,
+    embedder: EmbedderOpt = None,
+) -> None:
+    """Start the chat UI in the browser."""
+    from ui.app import serve as serve_ui
+
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm)
+    serve_ui(s, host=host, port=port, auth=auth or os.environ.get("CITEQA_AUTH"))
+
+
+def _register_eval() -> None:
+    try:
+        from evals.cli import register
+    except ImportError:  # the eval module is optional at this stage of the checkout
+        return
+    register(app)
+
+
+_register_eval()
+
+
+def main() -> None:
+    try:
+        app()
+    except CiteqaError as err:
+        raise SystemExit(_fail(err).exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("citeqa: interrupted", err=True)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()
