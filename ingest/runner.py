@@ -101,6 +101,18 @@ class Ingestor:
         self.chunk_overlap = chunk_overlap
         self.max_bytes = max_bytes
 
+    @property
+    def marker(self) -> Path:
+        """Present while an ingest runs; left behind by a crashed one, so the next user repairs first."""
+        return self.manifest_path.parent / "ingest.incomplete"
+
+    def repair(self) -> None:
+        """Reconcile after a crashed ingest (call with the collection lock held)."""
+        manifest = Manifest.load(self.manifest_path)
+        self.reconcile(manifest)
+        manifest.save()
+        self.marker.unlink(missing_ok=True)
+
     # -- consistency -----------------------------------------------------------------------------------
     def reconcile(self, manifest: Manifest) -> None:
         """Bring store and BM25 index in line with the manifest after a crash or an outside change:
@@ -140,6 +152,8 @@ class Ingestor:
     ) -> IngestReport:
         t0 = time.perf_counter()
         report = IngestReport(collection=getattr(self.store, "name", ""))
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.write_text(str(os.getpid()), encoding="utf-8")
         manifest = Manifest.load(self.manifest_path)
         self.reconcile(manifest)
 
@@ -190,6 +204,8 @@ class Ingestor:
                     self._remove(manifest, source)
                     report.removed.append(source)
         self._checkpoint(manifest)
+        self.texts.discard_unused({e.content_hash for e in manifest.files.values()})
+        self.marker.unlink(missing_ok=True)
         if progress:
             progress(total, total, "")
         report.seconds = time.perf_counter() - t0

@@ -206,7 +206,23 @@ class Citeqa:
             raise NotFoundError(f"{source} is not in collection '{self.settings.collection}'")
         return text
 
+    def _repair_if_crashed(self) -> None:
+        """A crashed ingest leaves its marker: repair store, BM25 index and manifest before answering
+        (skipped while another process is ingesting: that one repairs and finishes)."""
+        from filelock import Timeout
+
+        if not (self.settings.collection_dir / "ingest.incomplete").exists():
+            return
+        try:
+            with self.lock(timeout=0):
+                self.ingestor.repair()
+                self.__dict__.pop("bm25", None)
+                self.__dict__.pop("retriever", None)
+        except Timeout:
+            pass
+
     def _check_ready(self) -> None:
+        self._repair_if_crashed()
         if self.store.count() == 0:
             raise NotFoundError(
                 f"collection '{self.settings.collection}' is empty: run `citeqa ingest PATH"
