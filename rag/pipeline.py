@@ -215,9 +215,7 @@ class Citeqa:
             return
         try:
             with self.lock(timeout=0):
-                self.ingestor.repair()
-                self.__dict__.pop("bm25", None)
-                self.__dict__.pop("retriever", None)
+                self.ingestor.repair()  # mends the same BM25 object the retriever holds
         except Timeout:
             pass
 
