@@ -211,7 +211,11 @@ class Citeqa:
         (skipped while another process is ingesting: that one repairs and finishes)."""
         from filelock import Timeout
 
-        if not (self.settings.collection_dir / "ingest.incomplete").exists():
+        crashed = (self.settings.collection_dir / "ingest.incomplete").exists()
+        bm25_off = self.settings.hybrid and (
+            getattr(self.bm25, "damaged", False) or len(self.bm25) != self.store.count()
+        )
+        if not (crashed or bm25_off):
             return
         try:
             with self.lock(timeout=0):

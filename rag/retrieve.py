@@ -1,0 +1,202 @@
+"""Hybrid retrieval: dense (Chroma, cosine) and BM25 candidates fused by reciprocal-rank fusion, optionally
+diversified with maximal marginal relevance, optionally restricted to one source.
+
+Every hit carries its cosine similarity to the query (``dense_score``), also the ones only BM25 found: the
+answerer decides whether to abstain from it, so it must mean the same thing whichever retriever found a hit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag.errors import ConfigError
+from rag.interfaces import Embedder
+from rag.types import Chunk, Hit
+
+if TYPE_CHECKING:
+    from rag.bm25 import BM25Index
+    from rag.store import ChromaStore
+
+
+def rrf(rankings: Sequence[Sequence[str]], k: int = 60) -> dict[str, float]:
+    """Reciprocal-rank fusion: ``score(d) = sum over rankings of 1 / (k + rank of d)``, ranks from 1.
+
+    Returns id -> score ordered best first. A repeated id within one ranking counts at its first position
+    only. Ties are broken by the best single rank the id reached, then by the earlier ranking in which it
+    reached it (so dense, passed first, wins a tie against BM25), then by id, so the order never depends on
+    set or hash order.
+    """
+    if k < 0:
+        raise ValueError(f"rrf k must be >= 0, got {k}")
+    scores: dict[str, float] = {}
+    best: dict[str, tuple[int, int]] = {}  # id -> (best rank, index of the ranking that gave it)
+    for which, ranking in enumerate(rankings):
+        seen: set[str] = set()
+        for rank, doc in enumerate(ranking, start=1):
+            if doc in seen:
+                continue
+            seen.add(doc)
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
+            if doc not in best or (rank, which) < best[doc]:
+                best[doc] = (rank, which)
+    order = sorted(scores, key=lambda d: (-scores[d], best[d][0], best[d][1], d))
+    return {d: scores[d] for d in order}
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.clip(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12, None)
+
+
+def mmr(query_vec: np.ndarray, cand_vecs: np.ndarray, k: int, lambda_: float = 0.7) -> list[int]:
+    """Maximal marginal relevance: pick ``k`` candidate indices, each maximising
+    ``lambda_ * cos(query, c) - (1 - lambda_) * max cos(c, already picked)``. ``lambda_=1`` is plain
+    relevance order, lower values trade relevance for diversity. Ties go to the lower index."""
+    if not 0.0 <= lambda_ <= 1.0:
+        raise ValueError(f"mmr lambda_ must be between 0 and 1, got {lambda_}")
+    cands = _unit_rows(np.atleast_2d(cand_vecs)) if len(cand_vecs) else np.zeros((0, 0), np.float32)
+    n = cands.shape[0]
+    k = min(k, n)
+    if k <= 0:
+        return []
+    relevance = cands @ _unit_rows(np.asarray(query_vec).reshape(-1))
+    sim = cands @ cands.T
+    picked: list[int] = []
+    redundancy = np.full(n, -np.inf, dtype=np.float32)  # max similarity to anything picked so far
+    available = np.ones(n, dtype=bool)
+    for _ in range(k):
+        penalty = np.where(np.isfinite(redundancy), redundancy, 0.0)
+        gain = lambda_ * relevance - (1.0 - lambda_) * penalty
+        gain[~available] = -np.inf
+        best = int(np.argmax(gain))  # argmax returns the first maximum: the lower index wins ties
+        picked.append(best)
+        available[best] = False
+        redundancy = np.maximum(redundancy, sim[best])
+    return picked
+
+
+class HybridRetriever:
+    """Dense + BM25 retrieval fused with RRF (implements ``Retriever``). After each call ``last_timings`` holds
+    milliseconds for embed, dense, bm25, fuse, fetch (chunks/embeddings of BM25-only candidates) and mmr.
+
+    ``candidates`` is how many each retriever contributes (default ``max(4 * k, 20)``). With ``mmr`` the
+    final ``k`` are chosen by MMR from the best ``max(2 * k, 10)`` fused candidates: the fused ranking decides
+    what is relevant, MMR only removes near-duplicates among those.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: ChromaStore,
+        bm25: BM25Index | None = None,
+        *,
+        hybrid: bool = True,
+        mmr: bool = False,
+        rrf_k: int = 60,
+        candidates: int | None = None,
+        mmr_lambda: float = 0.7,
+    ) -> None:
+        if embedder is None or not callable(getattr(embedder, "embed", None)):
+            raise ConfigError("HybridRetriever needs an embedder with an embed(texts) method")
+        if store is None:
+            raise ConfigError("HybridRetriever needs a vector store")
+        if isinstance(rrf_k, bool) or not isinstance(rrf_k, int) or rrf_k < 0:
+            raise ConfigError(f"rrf_k must be an integer >= 0, got {rrf_k!r}")
+        if candidates is not None and (
+            isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1
+        ):
+            raise ConfigError(f"candidates must be an integer >= 1 or None, got {candidates!r}")
+        if not 0.0 <= float(mmr_lambda) <= 1.0:
+            raise ConfigError(f"mmr_lambda must be between 0 and 1, got {mmr_lambda!r}")
+        self.embedder = embedder
+        self.store = store
+        self.bm25 = bm25
+        self.hybrid = bool(hybrid)
+        self.use_mmr = bool(mmr)
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+        self.mmr_lambda = float(mmr_lambda)
+        self.last_timings: dict[str, float] = {}
+
+    @property
+    def uses_bm25(self) -> bool:
+        return self.hybrid and self.bm25 is not None
+
+    def retrieve(self, query: str, k: int, source: str | None = None) -> list[Hit]:
+        """The ``k`` best chunks for ``query`` (optionally only from ``source``), ranks 1..k."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+        timings: dict[str, float] = {}
+        self.last_timings = timings
+        if not query.strip():
+            return []
+        n_cand = max(k, self.candidates if self.candidates is not None else max(4 * k, 20))
+
+        t = time.perf_counter()
+        qvec = np.asarray(self.embedder.embed([query]), dtype=np.float32).reshape(-1)
+        timings["embed"] = _ms(t)
+
+        t = time.perf_counter()
+        dense = self.store.query(qvec, n_cand, source=source)
+        timings["dense"] = _ms(t)
+        chunks: dict[str, Chunk] = {c.id: c for c, _ in dense}
+        cosine: dict[str, float] = {c.id: s for c, s in dense}
+
+        bm25_scores: dict[str, float] = {}
+        if self.uses_bm25:
+            t = time.perf_counter()
+            bm25_scores = dict(self.bm25.search(query, n_cand, source=source))
+            timings["bm25"] = _ms(t)
+
+        t = time.perf_counter()
+        if self.uses_bm25:
+            fused = rrf([[c.id for c, _ in dense], list(bm25_scores)], k=self.rrf_k)
+        else:
+            fused = dict(sorted(cosine.items(), key=lambda kv: -kv[1]))  # already best first; be explicit
+        ranked = list(fused)
+        timings["fuse"] = _ms(t)
+
+        # BM25-only candidates have no chunk or cosine yet: fetch both from the store in one round trip. MMR
+        # needs the embeddings of its whole pool. An id BM25 knows but the store does not (an index lagging
+        # behind a deletion) is skipped and the next candidate moves up, so k hits come back when possible.
+        t = time.perf_counter()
+        target = max(2 * k, 10) if self.use_mmr else k
+        vecs: dict[str, np.ndarray] = {}
+        pool: list[str] = []
+        pos = 0
+        while len(pool) < target and pos < len(ranked):
+            batch = ranked[pos : pos + target - len(pool)]
+            pos += len(batch)
+            need = [i for i in batch if i not in chunks or (self.use_mmr and i not in vecs)]
+            if need:
+                got_chunks, got_vecs = self.store.get_with_embeddings(need)
+                for chunk, vec in zip(got_chunks, got_vecs, strict=True):
+                    chunks.setdefault(chunk.id, chunk)
+                    vecs[chunk.id] = vec
+                    cosine.setdefault(chunk.id, float(np.dot(vec, qvec)))
+            pool.extend(i for i in batch if i in chunks and (not self.use_mmr or i in vecs))
+        timings["fetch"] = _ms(t)
+        if self.use_mmr and pool:
+            t = time.perf_counter()
+            order = mmr(qvec, np.stack([vecs[i] for i in pool]), k, lambda_=self.mmr_lambda)
+            pool = [pool[j] for j in order]
+            timings["mmr"] = _ms(t)
+
+        return [
+            Hit(
+                chunk=chunks[i],
+                score=float(fused[i]),
+                dense_score=float(cosine[i]),
+                bm25_score=float(bm25_scores[i]) if i in bm25_scores else None,
+                rank=r,
+            )
+            for r, i in enumerate(pool, start=1)
+        ]
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
