@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rag.lexicon import IRREGULAR
 from rag.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ INDEX_FILE = "index.npz"
 STOPWORDS = frozenset(
     """a an and are as at be but by for if in into is it no not of on or such that the their then there these
     they this to was will with what which who whom whose when where why how do does did doing am been being
-    were have has had having i me my we our you your he him his she her its them those than so from""".split()
+    were have has had having i me my we our you your he him his she her its them those than so from many much
+    """.split()
 )
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -70,7 +72,7 @@ def _s_stem(word: str) -> str:
 @lru_cache(maxsize=1 << 18)
 def _term(word: str) -> str:
     """The index term of one raw token, "" for a stopword (cached: a corpus repeats its words endlessly)."""
-    return "" if word in STOPWORDS else _s_stem(word)
+    return "" if word in STOPWORDS else IRREGULAR.get(word) or _s_stem(word)
 
 
 def _raw_tokens(text: str) -> list[str]:

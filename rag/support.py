@@ -1,0 +1,211 @@
+"""The offline support check: is an answer sentence supported by the passage(s) it cites?
+
+1. verbatim: the sentence, normalised (case, whitespace, quotes, dashes, punctuation, ``[n]`` markers), occurs in
+   one evidence text; or it is stitched from verbatim pieces of one evidence text, as in the extractive answer
+   ``more than 2,000 — "China has sent more than 2,000 troops ..." [1]`` (pieces are cut at quotes and spaced
+   dashes, and a piece shorter than four words must lie inside a longer piece of the same sentence, so a short
+   fragment can not be borrowed from elsewhere in the passage).
+2. otherwise paraphrase: every number in the sentence occurs in the evidence (a hard rule: a claim with a wrong
+   number is the commonest unsupported claim and embeddings barely see it), AND the share of the sentence's
+   content words found in the evidence is at least ``overlap_threshold``, AND the cosine similarity between the
+   sentence and its best-matching evidence sentence is at least ``similarity_threshold``. Without an embedder
+   the overlap alone decides, against the stricter ``overlap_only_threshold``.
+
+The thresholds were chosen on data by ``evals/calibrate_support.py``; the figures are quoted beside them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag.citations import strip_markers
+
+if TYPE_CHECKING:
+    from rag.interfaces import Embedder
+
+# Chosen by `python -m evals.calibrate_support` (grid sweep maximising F1 of "supported" on 1,407 labelled pairs
+# from SQuAD 2.0 small; 1 positive : 2 negatives, hard negatives = other sentences of the same paragraph and the
+# claim with another answer of the same article substituted): P 0.919, R 0.863, F1 0.890 there; on HotpotQA-100
+# (held out, multi-hop) P 0.915, R 0.747, F1 0.822.
+OVERLAP_THRESHOLD = 0.5
+SIMILARITY_THRESHOLD = 0.55
+# Same script, overlap alone (no embedder): P 0.845, R 0.880, F1 0.862 on SQuAD; HotpotQA P 0.822, R 0.890.
+OVERLAP_ONLY_THRESHOLD = 0.65
+MIN_PIECE_WORDS = 4  # a stitched piece shorter than this must sit inside a longer piece of the same sentence
+
+STOPWORDS = frozenset(
+    """a an the and or but if of at by for with about against between into through during before after above below
+    to from up down in out on off over under again further then once here there when where why how all any both
+    each few more most other some such no nor not only own same so than too very can will just should now is are
+    was were be been being have has had having do does did doing i me my we our you your he him his she her it its
+    they them their what which who whom whose this that these those am would could also as may might must shall
+    s t said says one's""".split()
+)
+_NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+}
+_FOLD = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+|\d+")  # numbers keep their , and . ; words are letter runs
+_PIECE_CUT = re.compile(r"[\"“”„]|\s[-–—]\s|:\s")  # where stitched quotes join: quote marks, spaced dashes, colons
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case word and number tokens of ``text`` with markers dropped; ``2,000`` -> ``2000``."""
+    t = strip_markers(text).translate(_FOLD).lower()
+    return [tok.replace(",", "") if tok[0].isdigit() else tok for tok in _TOKEN.findall(t)]
+
+
+def _stem(w: str) -> str:
+    # crude folding so "troops"/"troop", "participated"/"participating" meet; the same on both sides
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(w) > len(suffix) + 3 and w.endswith(suffix) and not w.endswith("ss"):
+            return w[: -len(suffix)]
+    return w
+
+
+def content_words(text: str) -> list[str]:
+    """Tokens that carry content: stopwords dropped, number words as digits, crude stemming."""
+    out = []
+    for tok in tokens(text):
+        tok = _NUMBER_WORDS.get(tok, tok)
+        if tok in STOPWORDS or tok == "'":
+            continue
+        out.append(tok if tok[0].isdigit() else _stem(tok.removesuffix("'s")))
+    return out
+
+
+def numbers(text: str) -> set[str]:
+    """The numbers of ``text`` (digits, or the words zero to twenty), normalised: ``2,000`` -> ``2000``."""
+    out = set()
+    for tok in tokens(text):
+        if tok[0].isdigit():
+            out.add(tok.rstrip("."))
+        elif tok in _NUMBER_WORDS:
+            out.add(_NUMBER_WORDS[tok])
+    return out
+
+
+def _joined(toks: Sequence[str]) -> str:
+    return " " + " ".join(toks) + " "
+
+
+def is_verbatim(sentence: str, evidence: Sequence[str]) -> bool:
+    """True when ``sentence`` (normalised) occurs in one evidence text, or is stitched from its pieces."""
+    whole = tokens(sentence)
+    if not whole:
+        return False
+    ev = [_joined(tokens(e)) for e in evidence]
+    if any(_joined(whole) in e for e in ev):
+        return True
+    pieces = [tokens(p) for p in _PIECE_CUT.split(strip_markers(sentence))]
+    pieces = [p for p in pieces if p]
+    if len(pieces) < 2:
+        return False
+    long_pieces = [_joined(p) for p in pieces if len(p) >= MIN_PIECE_WORDS]
+    if not long_pieces:
+        return False
+    for p in pieces:
+        if len(p) < MIN_PIECE_WORDS and not any(_joined(p) in lp for lp in long_pieces):
+            return False
+    return any(all(_joined(p) in e for p in pieces) for e in ev)
+
+
+@dataclass(frozen=True)
+class SupportResult:
+    supported: bool
+    score: float  # 1.0 for verbatim; else the cosine similarity to the best evidence sentence (overlap without
+    # an embedder)
+    method: str  # "verbatim" | "overlap+embedding" | "overlap" (no embedder) | "none" (nothing to check)
+
+
+@dataclass(frozen=True)
+class SupportFeatures:
+    """What the decision is made from; exposed so the calibration measures exactly the shipped logic."""
+
+    verbatim: bool
+    overlap: float  # share of the sentence's content words found in the evidence
+    numbers_ok: bool  # every number of the sentence occurs in the evidence
+    similarity: float | None  # best cosine similarity to an evidence sentence (None without an embedder)
+    checkable: bool = True  # False when the sentence has no words or there is no evidence
+
+
+class SupportChecker:
+    """Verbatim match, else content-word overlap AND embedding similarity above thresholds chosen on data."""
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        overlap_threshold: float = OVERLAP_THRESHOLD,
+        similarity_threshold: float = SIMILARITY_THRESHOLD,
+        overlap_only_threshold: float = OVERLAP_ONLY_THRESHOLD,
+    ) -> None:
+        for name, v, lo in (
+            ("overlap_threshold", overlap_threshold, 0.0),
+            ("similarity_threshold", similarity_threshold, -1.0),
+            ("overlap_only_threshold", overlap_only_threshold, 0.0),
+        ):
+            if not lo <= v <= 1.0:
+                raise ValueError(f"support {name} must be between {lo:g} and 1, got {v}")
+        self.embedder = embedder
+        self.overlap_threshold = overlap_threshold
+        self.similarity_threshold = similarity_threshold
+        self.overlap_only_threshold = overlap_only_threshold
+
+    def check(self, sentence: str, evidence: Sequence[str]) -> SupportResult:
+        return self.check_many([(sentence, evidence)])[0]
+
+    def check_many(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[SupportResult]:
+        """Check many (sentence, evidence texts) pairs with one embedding call for all of them."""
+        return [self.decide(f) for f in self.features(pairs)]
+
+    def decide(self, f: SupportFeatures) -> SupportResult:
+        if not f.checkable:
+            return SupportResult(False, 0.0, "none")
+        if f.verbatim:
+            return SupportResult(True, 1.0, "verbatim")
+        if f.similarity is None:
+            ok = f.numbers_ok and f.overlap >= self.overlap_only_threshold
+            return SupportResult(ok, f.overlap, "overlap")
+        ok = f.numbers_ok and f.overlap >= self.overlap_threshold and f.similarity >= self.similarity_threshold
+        return SupportResult(ok, f.similarity, "overlap+embedding")
+
+    def features(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[SupportFeatures]:
+        from rag.sentences import split_sentences
+
+        feats: list[SupportFeatures] = []
+        need: list[tuple[int, str, list[str]]] = []  # (pair index, sentence, evidence sentences) to embed
+        for i, (sentence, evidence) in enumerate(pairs):
+            evidence = [e for e in evidence if e and e.strip()]
+            words = content_words(sentence)
+            if not evidence or not tokens(sentence):
+                feats.append(SupportFeatures(False, 0.0, False, None, checkable=False))
+                continue
+            if is_verbatim(sentence, evidence):
+                feats.append(SupportFeatures(True, 1.0, True, 1.0))
+                continue
+            ev_text = "\n".join(evidence)
+            ev_words = set(content_words(ev_text))
+            overlap = sum(w in ev_words for w in words) / len(words) if words else 0.0
+            feats.append(SupportFeatures(False, overlap, numbers(sentence) <= numbers(ev_text), None))
+            if self.embedder is not None:
+                sents = [e[a:b] for e in evidence for a, b in split_sentences(e)] or evidence
+                need.append((i, strip_markers(sentence), sents))
+        if need:
+            # one batch for every sentence and evidence sentence; repeated texts are embedded once
+            texts = list(dict.fromkeys(t for _, s, ev in need for t in (s, *ev)))
+            row = {t: j for j, t in enumerate(texts)}
+            vecs = np.asarray(self.embedder.embed(texts), dtype=np.float32)  # type: ignore[union-attr]
+            for i, s, ev in need:
+                sims = vecs[[row[t] for t in ev]] @ vecs[row[s]]
+                f = feats[i]
+                feats[i] = SupportFeatures(False, f.overlap, f.numbers_ok, float(np.max(sims)))
+        return feats
