@@ -1,142 +1,192 @@
 """Sentence-aware chunking sized in the embedder's word pieces. A pure function: Document -> list[Chunk], and
-for every chunk ``doc.text[chunk.start:chunk.end] == chunk.text``."""
+for every chunk ``doc.text[chunk.start:chunk.end] == chunk.text``.
+
+Sizes are the sums of per-sentence counts. With the model's BERT word-piece tokenizer that sum is exactly
+the count of the joined text, because sentences are separated by whitespace and word pieces never span
+whitespace. The one exception is a sentence cut inside a word (no whitespace to cut at): such a piece is
+never packed together with the piece before it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from itertools import groupby
+from typing import NamedTuple
 
 from rag.sentences import split_sentences
 from rag.types import Chunk, Document
 
 CountFn = Callable[[list[str]], list[int]]
+_CUT_MARGIN = 0.9  # aim a little under max_tokens when cutting by characters, so few pieces need a second cut
+
+
+class _Unit(NamedTuple):
+    """A sentence (or a piece of an over-long one): ``text[start:end]`` with ``tokens`` word pieces."""
+
+    start: int
+    end: int
+    tokens: int
+    region: int = 0  # which page span (or the whole text) the unit lies in
+    joinable: bool = True  # False when cut from the previous unit mid-word: never share a chunk with it
 
 
 def default_count_tokens(texts: list[str]) -> list[int]:
-    """Word pieces per text with the model's own tokenizer ([CLS]/[SEP] not counted)."""
+    """Word pieces per text with the model's own tokenizer ([CLS]/[SEP] not counted), in one batch."""
     from rag.embeddings import load_tokenizer
 
     if not texts:
         return []
-    encs = load_tokenizer().encode_batch(texts, add_special_tokens=False)
-    return [len(e.ids) for e in encs]
+    tok = load_tokenizer()
+    # the fast variant skips character offsets, which counting does not need (tokenizers >= 0.21)
+    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
+    return [len(e) for e in encode(texts, add_special_tokens=False)]
 
 
 def chunk_id(doc: Document, start: int, end: int) -> str:
+    """Stable across runs for identical content; the source in the key keeps copies of a file apart."""
     key = f"{doc.source}\x00{doc.content_hash}\x00{start}\x00{end}".encode()
     return hashlib.sha256(key).hexdigest()[:32]
 
 
-def _split_long(text: str, start: int, end: int, tokens: int, max_tokens: int) -> list[tuple[int, int, int]]:
-    """Cut an over-long sentence at whitespace into pieces of about max_tokens (estimated proportionally,
-    then verified by the caller's packing, which never merges an over-long piece)."""
-    n_pieces = -(-tokens // max_tokens)
-    approx = max(1, (end - start) // n_pieces)
-    pieces: list[tuple[int, int, int]] = []
-    a = start
-    while a < end:
-        b = min(end, a + approx)
-        if b < end:
-            cut = text.rfind(" ", a + approx // 2, b)
-            b = cut if cut > a else b
-        s, e = a, b
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
+# ------------------------------------------------------------------------------------ cutting long sentences
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b
+
+
+def _last_space(text: str, lo: int, hi: int) -> int:
+    return max(text.rfind(" ", lo, hi), text.rfind("\n", lo, hi), text.rfind("\t", lo, hi))
+
+
+def _cut(text: str, unit: _Unit, max_tokens: int) -> list[_Unit]:
+    """Cut an over-long unit at whitespace into pieces of about max_tokens, sized by the unit's average
+    characters per token; the caller re-counts the pieces and cuts again any that still do not fit."""
+    step = max(1, int((unit.end - unit.start) * max_tokens * _CUT_MARGIN / unit.tokens))
+    pieces: list[_Unit] = []
+    a, joinable = unit.start, unit.joinable
+    while a < unit.end:
+        b = min(unit.end, a + step)
+        space = _last_space(text, a + step // 2, b) if b < unit.end else -1
+        s, e = _trim(text, a, space if space > a else b)
         if e > s:
-            pieces.append((s, e, -1))
-        a = b
+            pieces.append(_Unit(s, e, -1, unit.region, joinable))
+        # a cut with no whitespace to use splits a word: the next piece must not rejoin this one
+        joinable = space > a or b >= unit.end
+        a = space if space > a else b
     return pieces
 
 
-def _sentences_with_tokens(
-    text: str, spans: Sequence[tuple[int, int]], count: CountFn, max_tokens: int
-) -> list[tuple[int, int, int]]:
-    counts = count([text[a:b] for a, b in spans])
-    out: list[tuple[int, int, int]] = []
-    for (a, b), n in zip(spans, counts, strict=True):
-        if n <= max_tokens:
-            out.append((a, b, n))
-            continue
-        pieces = _split_long(text, a, b, n, max_tokens)
-        # verify the estimate; halve again any piece that is still too long
-        while True:
-            piece_counts = count([text[s:e] for s, e, _ in pieces])
-            bad = [i for i, c in enumerate(piece_counts) if c > max_tokens]
-            if not bad:
-                out.extend((s, e, c) for (s, e, _), c in zip(pieces, piece_counts, strict=True))
-                break
-            fixed: list[tuple[int, int, int]] = []
-            for i, (s, e, _) in enumerate(pieces):
-                fixed.extend(_split_long(text, s, e, piece_counts[i], max_tokens) if i in bad else [(s, e, -1)])
-            if len(fixed) == len(pieces):  # cannot cut further (one giant token): keep as is, model truncates
-                out.extend((s, e, c) for (s, e, _), c in zip(pieces, piece_counts, strict=True))
-                break
-            pieces = fixed
-    return out
+def _fit(text: str, units: list[_Unit], count: CountFn, max_tokens: int) -> list[_Unit]:
+    """Cut every unit over max_tokens until all fit; all pieces of one round are counted in one batch.
+
+    Every round makes each long unit strictly shorter and single characters are never cut, so it ends."""
+    while True:
+        long = {i for i, u in enumerate(units) if u.tokens > max_tokens and u.end - u.start > 1}
+        if not long:
+            return units
+        out: list[_Unit] = []
+        fresh: list[int] = []  # positions in ``out`` still to count
+        for i, u in enumerate(units):
+            if i in long:
+                fresh.extend(range(len(out), len(out) + len(pieces := _cut(text, u, max_tokens))))
+                out.extend(pieces)
+            else:
+                out.append(u)
+        counts = count([text[out[k].start : out[k].end] for k in fresh])
+        for k, c in zip(fresh, counts, strict=True):
+            out[k] = out[k]._replace(tokens=c)
+        units = out
 
 
-def _pack(sents: list[tuple[int, int, int]], max_tokens: int, overlap: int) -> list[tuple[int, int]]:
-    """Greedy packing of whole sentences; each new chunk starts with trailing sentences of the previous one
-    totalling at most ``overlap`` tokens. Counts are summed per sentence (a slight over-estimate of the
-    joined text's count, so the limit holds)."""
-    chunks: list[tuple[int, int]] = []
-    i = 0
-    n = len(sents)
+# ------------------------------------------------------------------------------------------------- packing
+
+
+def _overlap_start(units: Sequence[_Unit], i: int, j: int, max_tokens: int, overlap: int) -> int:
+    """First unit of the chunk after ``units[i:j]``: trailing whole sentences of that chunk totalling at most
+    ``overlap`` tokens, and only as many as still leave room for ``units[j]`` (an overlap that crowded it out
+    would just repeat part of the previous chunk)."""
+    if not units[j].joinable:
+        return j
+    budget = min(overlap, max_tokens - units[j].tokens)
+    k, kept = j, 0
+    while k - 1 > i and kept + units[k - 1].tokens <= budget:
+        k -= 1
+        kept += units[k].tokens
+    return k
+
+
+def _pack(units: Sequence[_Unit], max_tokens: int, overlap: int) -> list[tuple[int, int]]:
+    """Greedy packing of whole units into (start, end) spans of at most max_tokens."""
+    spans: list[tuple[int, int]] = []
+    i, n = 0, len(units)
     while i < n:
-        total = 0
-        j = i
-        while j < n and (j == i or total + sents[j][2] <= max_tokens):
-            total += sents[j][2]
+        j, total = i + 1, units[i].tokens
+        while j < n and units[j].joinable and total + units[j].tokens <= max_tokens:
+            total += units[j].tokens
             j += 1
-        chunks.append((sents[i][0], sents[j - 1][1]))
+        spans.append((units[i].start, units[j - 1].end))
         if j >= n:
             break
-        # step back over trailing sentences for the overlap, but always make progress
-        back = j
-        kept = 0
-        while back - 1 > i and kept + sents[back - 1][2] <= overlap:
-            back -= 1
-            kept += sents[back][2]
-        i = back if back > i else j
-    return chunks
+        i = _overlap_start(units, i, j, max_tokens, overlap)
+    return spans
+
+
+# ------------------------------------------------------------------------------------------------ chunking
+
+
+def _regions(doc: Document) -> list[tuple[int, int, int | None]]:
+    """Chunks never cross a page: each page span is chunked on its own."""
+    if doc.pages:
+        return [(p.start, p.end, p.page) for p in doc.pages]
+    return [(0, len(doc.text), None)]
+
+
+def _check_sizes(max_tokens: int, overlap_tokens: int) -> None:
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    if not 0 <= overlap_tokens < max_tokens:
+        raise ValueError(f"overlap_tokens must be >= 0 and < max_tokens ({max_tokens}), got {overlap_tokens}")
 
 
 def chunk_document(
     doc: Document, max_tokens: int = 200, overlap_tokens: int = 40, count_tokens: CountFn | None = None
 ) -> list[Chunk]:
+    """Pack whole sentences into chunks of at most ``max_tokens`` word pieces (``count_tokens``, default the
+    embedder's tokenizer), neighbours overlapping by trailing sentences of at most ``overlap_tokens``.
+
+    A sentence longer than ``max_tokens`` is cut at whitespace. Chunks never cross PDF pages; ``index`` is
+    the chunk's ordinal in the document and ``id`` is stable for identical source, content and offsets.
+    """
+    _check_sizes(max_tokens, overlap_tokens)
     count = count_tokens or default_count_tokens
-    regions = [(p.start, p.end, p.page) for p in doc.pages] if doc.pages else [(0, len(doc.text), None)]
-    spans_by_region = [split_sentences(doc.text, a, b) for a, b, _ in regions]
-    flat = [s for spans in spans_by_region for s in spans]
-    if not flat:
+    regions = _regions(doc)
+    spans = [(r, a, b) for r, (start, end, _) in enumerate(regions) for a, b in split_sentences(doc.text, start, end)]
+    if not spans:
         return []
-    # one tokenizer batch for the whole document
-    all_counts = count([doc.text[a:b] for a, b in flat])
-    counts = iter(all_counts)
+    counts = count([doc.text[a:b] for _, a, b in spans])  # one tokenizer batch for the whole document
+    units = [_Unit(a, b, c, r) for (r, a, b), c in zip(spans, counts, strict=True)]
+    units = _fit(doc.text, units, count, max_tokens)
     chunks: list[Chunk] = []
-    for (_, _, page), spans in zip(regions, spans_by_region, strict=True):
-        if not spans:
-            continue
-        region_counts = [next(counts) for _ in spans]
-        sents: list[tuple[int, int, int]] = []
-        for (a, b), c in zip(spans, region_counts, strict=True):
-            if c <= max_tokens:
-                sents.append((a, b, c))
-            else:
-                sents.extend(_sentences_with_tokens(doc.text, [(a, b)], count, max_tokens))
-        for start, end in _pack(sents, max_tokens, overlap_tokens):
-            chunks.append(
-                Chunk(
-                    id=chunk_id(doc, start, end),
-                    source=doc.source,
-                    text=doc.text[start:end],
-                    start=start,
-                    end=end,
-                    page=page,
-                    index=len(chunks),
-                    doc_hash=doc.content_hash,
-                )
-            )
+    for r, group in groupby(units, key=lambda u: u.region):
+        for start, end in _pack(list(group), max_tokens, overlap_tokens):
+            chunks.append(_make_chunk(doc, start, end, regions[r][2], len(chunks)))
     return chunks
+
+
+def _make_chunk(doc: Document, start: int, end: int, page: int | None, index: int) -> Chunk:
+    return Chunk(
+        id=chunk_id(doc, start, end),
+        source=doc.source,
+        text=doc.text[start:end],
+        start=start,
+        end=end,
+        page=page,
+        index=index,
+        doc_hash=doc.content_hash,
+    )
