@@ -62,6 +62,12 @@ def ingest(
     prune: Annotated[bool, typer.Option("--prune", help="Remove files under PATHs that no longer exist")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     max_file_mb: Annotated[float | None, typer.Option("--max-file-mb", help="Skip files larger than this")] = None,
+    chunk_size: Annotated[
+        int | None, typer.Option("--chunk-size", help="Max word pieces per chunk [env CITEQA_CHUNK_SIZE]")
+    ] = None,
+    chunk_overlap: Annotated[
+        int | None, typer.Option("--chunk-overlap", help="Word pieces shared by neighbouring chunks")
+    ] = None,
     data_dir: DataDirOpt = None,
     collection: CollectionOpt = None,
     chroma: ChromaOpt = None,
@@ -70,7 +76,8 @@ def ingest(
     """Add files and folders to a collection. Re-running re-embeds only new or changed files."""
     from rag.pipeline import Citeqa
 
-    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, max_file_mb=max_file_mb)
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, max_file_mb=max_file_mb,
+                  chunk_size=chunk_size, chunk_overlap=chunk_overlap)
     report = Citeqa(s).ingest(paths, prune=prune, progress=not json_out and sys.stderr.isatty())
     for path, reason in report.failed:
         typer.echo(f"citeqa: skipped {display_path(path)}: {reason}", err=True)
@@ -112,6 +119,9 @@ def ask(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     source: Annotated[str | None, typer.Option("--source", help="Only search this ingested file")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show timings")] = False,
+    min_relevance: Annotated[
+        float | None, typer.Option("--min-relevance", help="Abstain below this similarity [CITEQA_MIN_RELEVANCE]")
+    ] = None,
     k: KOpt = None,
     hybrid: HybridOpt = None,
     mmr: MmrOpt = None,
@@ -125,7 +135,7 @@ def ask(
     from rag.pipeline import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k,
-                  hybrid=hybrid, mmr=mmr)
+                  hybrid=hybrid, mmr=mmr, min_relevance=min_relevance)
     src = str(Path(source).expanduser().resolve()) if source else None
     answer = Citeqa(s).ask(question, k=k, source=src)
     if json_out:
