@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     hybrid: bool = Field(True, description="fuse BM25 with dense retrieval (RRF)")
     mmr: bool = Field(False, description="diversify the passages with maximal marginal relevance")
     max_file_mb: float = Field(200.0, description="files larger than this are skipped")
-    min_relevance: float = Field(0.3, description="abstain when neither the best passage nor the best sentence is this similar")
+    min_relevance: float = Field(
+        0.3, description="abstain when neither the best passage nor the best sentence is this similar"
+    )
     llm_timeout: float = Field(120.0, description="seconds before an LLM call is abandoned")
     llm_max_tokens: int = Field(384, description="max tokens an LLM may generate per answer")
 

@@ -1,0 +1,439 @@
+"""The generative answerer: a chat model writes the answer from numbered passages, and every claim it makes is
+checked.
+
+1. Follow-ups are rewritten into a standalone question (rag.rewrite), once per (question, history).
+2. Abstention comes first and uses the extractive answerer's rule: when no passage is relevant enough the model
+   is not called at all.
+3. The prompt (rag/prompts/answer.txt) fences the passages as untrusted DATA between ``<passage n=...>`` tags and
+   asks for ``[n]`` markers after each claim. A worked example (rag/prompts/answer_example.txt) goes first as an
+   earlier user/assistant exchange: without it Gemma 3 270M repeats the instructions instead of answering.
+   Stop sequences and ``truncate_reply`` cut a reply where a weak model starts writing prompt material.
+4. The reply is split into sentences with their markers (rag.citations); every sentence that cites passages is
+   support-checked against their text (rag.support); each cited passage becomes a Citation whose span is the
+   sentence(s) of the chunk that best match the answer sentences citing it, with ``supported`` set.
+   Out-of-range markers are dropped from the text and noted; the rest are renumbered 1..m in order of first
+   use (rag.citations.renumber), so ``[n]`` in the answer is ``citations[n-1]``. Sentences no passage supports
+   are listed in ``Answer.unsupported_sentences``.
+5. If the model cites nothing checkable, the extractive evidence is attached instead, and a note says so.
+
+``stream`` yields the model's text as it arrives, then the final Answer.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from html import escape
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import BackendError
+from rag.rewrite import load_prompt, rewrite_question
+from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, Hit, Turn
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from rag.interfaces import Embedder
+    from rag.llm import LlmSpec
+
+NOTE_FALLBACK = "the model cited nothing checkable; showing the extractive evidence"
+NOTE_EMPTY = "the model returned no answer text; showing the extractive answer"
+NOTE_NOT_ASKED = "no passage is relevant enough, so the model was not asked"
+NOTE_MODEL_ABSTAINED = "the model found no answer in the passages"
+# sent to the server as stop sequences (OpenAI-compatible servers take at most four)
+DEFAULT_STOP = ("</passage>", "<passage", "\nQuestion:", "<end_of_turn>")
+STOP_CUT = re.compile(r"</?passage\b|\n\s*Question:|</?question>|<(?:start|end)_of_turn>", re.I)
+MIN_CHECKED_WORDS = 3  # uncited sentences shorter than this (e.g. "Yes.") are not support-checked
+_FENCE = re.compile(r"<(/?)(passage)", re.I)
+_NOT_FOUND = re.compile(
+    r"\b(could ?n[o']t|can ?n[o']t|cannot|unable to|do(?:es)? not|don't|doesn't|no)\b.{0,40}"
+    r"\b(find|found|contain|mention|information|answer)",
+    re.I | re.S,
+)
+
+
+def _fence(text: str) -> str:
+    """Passage text with anything that could close or open the DATA fence neutralised."""
+    return _FENCE.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
+
+
+def format_passages(hits: Sequence[Hit]) -> str:
+    """The numbered passages as they appear in the prompt: ``<passage n="1" source="a.pdf" page="3">…</passage>``."""
+    blocks: list[str] = []
+    for i, h in enumerate(hits, 1):
+        name = Path(h.chunk.source).name or h.chunk.source
+        page = f' page="{h.chunk.page}"' if h.chunk.page is not None else ""
+        blocks.append(
+            f'<passage n="{i}" source="{escape(name, quote=True)}"{page}>\n{_fence(h.chunk.text.strip())}\n</passage>'
+        )
+    return "\n\n".join(blocks)
+
+
+@dataclass(frozen=True)
+class Example:
+    question: str
+    passages: tuple[str, ...]
+    answer: str
+
+
+@cache
+def load_example() -> Example | None:
+    """The worked example of rag/prompts/answer_example.txt (None when the file has none)."""
+    fields: dict[str, list[str]] = {"question": [], "passage": [], "answer": []}
+    for line in load_prompt("answer_example").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not line.startswith("#") and key.strip() in fields and value.strip():
+            fields[key.strip()].append(value.strip())
+    if not (fields["question"] and fields["passage"] and fields["answer"]):
+        return None
+    return Example(fields["question"][0], tuple(fields["passage"]), fields["answer"][0])
+
+
+def build_messages(question: str, hits: Sequence[Hit]) -> list[tuple[str, str]]:
+    """The conversation sent to the model as (role, text): the worked example (user, assistant), then the real
+    prompt (user). One user turn per prompt, no system message: some chat templates (Gemma's) drop it."""
+    out: list[tuple[str, str]] = []
+    ex = load_example()
+    if ex is not None:
+        ex_hits = [
+            Hit(Chunk(id=f"example-{i}", source=f"example{i}.txt", text=t, start=0, end=len(t)), 1.0, rank=i)
+            for i, t in enumerate(ex.passages, 1)
+        ]
+        out += [("user", build_prompt(ex.question, ex_hits)), ("assistant", ex.answer)]
+    out.append(("user", build_prompt(question, hits)))
+    return out
+
+
+def render_messages(messages: Sequence[tuple[str, str]]) -> str:
+    """The conversation as one text, for showing what the model was sent."""
+    return "\n\n".join(f"=== {role} ===\n{text}" for role, text in messages)
+
+
+@cache
+def _instruction_lines() -> tuple[str, ...]:
+    """Lines of the answer prompt's instructions long enough that finding one in a reply means an echo."""
+    lines = (ln.strip().lstrip("- ").strip() for ln in load_prompt("answer").splitlines())
+    return tuple(ln for ln in lines if len(ln) >= 30 and "$" not in ln)
+
+
+def truncate_reply(text: str) -> str:
+    """The reply cut where a weak model starts writing prompt material (a passage tag, a new question, a chat
+    turn marker, a line of the instructions) instead of answering."""
+    cut = len(text)
+    m = STOP_CUT.search(text)
+    if m:
+        cut = m.start()
+    for line in _instruction_lines():
+        i = text.find(line, 0, cut)
+        if i >= 0:
+            cut = i
+    return text[:cut]
+
+
+def build_prompt(question: str, hits: Sequence[Hit]) -> str:
+    """The answer prompt for ``question`` over ``hits`` (rag/prompts/answer.txt)."""
+    return Template(load_prompt("answer")).safe_substitute(
+        passages=format_passages(hits), question=" ".join(question.split())
+    )
+
+
+def looks_like_not_found(text: str) -> bool:
+    """A short reply that says the passages do not contain the answer."""
+    from rag.citations import strip_markers
+
+    plain = " ".join(strip_markers(text).split())
+    return bool(plain) and len(plain.split()) <= 25 and bool(_NOT_FOUND.search(plain))
+
+
+class GenerativeAnswerer:
+    """rag.interfaces.Answerer over a LangChain chat model, with checked citations (see the module doc)."""
+
+    def __init__(
+        self,
+        chat_model: BaseChatModel,
+        embedder: Embedder,
+        *,
+        name: str = "llm",
+        support_checker: Any = None,
+        min_relevance: float = 0.3,
+        rewrite_model: BaseChatModel | None = None,
+        spec: LlmSpec | None = None,
+        extractive: Any = None,
+        stop: Sequence[str] | None = DEFAULT_STOP,
+    ) -> None:
+        self.name = name
+        self.stop = list(stop) if stop else None
+        self.chat_model = chat_model
+        self.rewrite_model = rewrite_model
+        self.embedder = embedder
+        self.min_relevance = min_relevance
+        self.spec = spec
+        self._support = support_checker
+        self._extractive = extractive
+        self._rewrites: OrderedDict[tuple[str, tuple[Turn, ...]], str] = OrderedDict()
+        self._lock = threading.Lock()  # the UI answers from several threads
+        self.last_prompt: str | None = None  # the prompt of the latest call that asked the model (for debugging)
+
+    # -- parts ----------------------------------------------------------------------------------------------
+    @property
+    def support_checker(self) -> Any:
+        if self._support is None:
+            from rag.support import SupportChecker
+
+            self._support = SupportChecker(self.embedder)
+        return self._support
+
+    @property
+    def extractive(self) -> Any:
+        if self._extractive is None:
+            from rag.extractive import ExtractiveAnswerer
+
+            self._extractive = ExtractiveAnswerer(self.embedder, min_relevance=self.min_relevance)
+        return self._extractive
+
+    def _error(self, exc: BaseException) -> BackendError:
+        from rag.llm import backend_error
+
+        return backend_error(exc, self.spec, self.name)
+
+    # -- conversation ---------------------------------------------------------------------------------------
+    def rewrite(self, question: str, history: Sequence[Turn]) -> str:
+        """The standalone question for a follow-up (the chat model rewrites it; remembered per history)."""
+        if not history:
+            return question
+        key = (question, tuple(history))
+        with self._lock:
+            if key in self._rewrites:
+                self._rewrites.move_to_end(key)
+                return self._rewrites[key]
+        try:
+            out = rewrite_question(self.rewrite_model or self.chat_model, question, history)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        with self._lock:
+            self._rewrites[key] = out
+            while len(self._rewrites) > 64:
+                self._rewrites.popitem(last=False)
+        return out
+
+    def prompt_for(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> str:
+        """What the model is sent for this question (after rewriting a follow-up): the worked example and the
+        prompt, rendered as one text."""
+        return render_messages(build_messages(self.rewrite(question, history), hits))
+
+    def _lc_messages(self, messages: Sequence[tuple[str, str]]) -> list[Any]:
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        return [AIMessage(content=t) if role == "assistant" else HumanMessage(content=t) for role, t in messages]
+
+    # -- answering --------------------------------------------------------------------------------------------
+    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+        state = self._prepare(question, hits, history)
+        if isinstance(state, Answer):
+            return state
+        t0 = time.perf_counter()
+        try:
+            reply = self.chat_model.invoke(self._lc_messages(state["messages"]), stop=self.stop)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        state["timings"]["generate"] = (time.perf_counter() - t0) * 1000
+        return self._finish(state, _text_of(reply))
+
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+        """Yield the model's text piece by piece as it is generated, then the final Answer (last)."""
+        state = self._prepare(question, hits, history)
+        if isinstance(state, Answer):
+            yield state.answer
+            yield state
+            return
+        parts: list[str] = []
+        t0 = time.perf_counter()
+        try:
+            for chunk in self.chat_model.stream(self._lc_messages(state["messages"]), stop=self.stop):
+                piece = _text_of(chunk)
+                if not piece:
+                    continue
+                if not parts:
+                    state["timings"]["first_token"] = (time.perf_counter() - t0) * 1000
+                parts.append(piece)
+                yield piece
+        except Exception as exc:
+            raise self._error(exc) from exc
+        state["timings"]["generate"] = (time.perf_counter() - t0) * 1000
+        yield self._finish(state, "".join(parts))
+
+    def _prepare(self, question: str, hits: Sequence[Hit], history: Sequence[Turn]) -> Answer | dict[str, Any]:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        standalone = self.rewrite(question, history)
+        if history:
+            timings["rewrite"] = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        ext = self.extractive.answer(standalone, hits, ())
+        timings["relevance"] = (time.perf_counter() - t1) * 1000
+        common = {
+            "question": question,
+            "hits": tuple(hits),
+            "backend": self.name,
+            "standalone_question": standalone if standalone != question else None,
+        }
+        if ext.abstained or not hits:
+            return Answer(
+                answer=ABSTAIN_TEXT,
+                short_answer=None,
+                abstained=True,
+                timings=timings,
+                notes=(NOTE_NOT_ASKED,),
+                **common,
+            )
+        messages = build_messages(standalone, hits)
+        self.last_prompt = render_messages(messages)
+        return {"messages": messages, "extractive": ext, "timings": timings, "common": common, "hits": list(hits),
+                "standalone": standalone}
+
+    def _finish(self, state: dict[str, Any], raw: str) -> Answer:
+        from rag.citations import parse_markers, renumber, strip_markers
+
+        hits: list[Hit] = state["hits"]
+        timings: dict[str, float] = state["timings"]
+        common: dict[str, Any] = state["common"]
+        ext: Answer = state["extractive"]
+        notes: list[str] = []
+        raw = truncate_reply(raw).strip()
+        t0 = time.perf_counter()
+        sentences = parse_markers(raw, len(hits)) if raw else []
+        dropped = list(dict.fromkeys(n for ms in sentences for n in ms.dropped))
+        if dropped:
+            notes.append(
+                f"dropped marker(s) naming passages that were not given: {', '.join(f'[{n}]' for n in dropped)}"
+            )
+        if not strip_markers(raw):
+            return replace(
+                ext,
+                question=common["question"],
+                backend=self.name,
+                standalone_question=common["standalone_question"],
+                hits=common["hits"],
+                timings={**ext.timings, **timings},
+                notes=(*ext.notes, *notes, NOTE_EMPTY),
+            )
+        if not any(ms.cited for ms in sentences) and looks_like_not_found(raw):
+            text, _ = renumber(raw, ())
+            return Answer(answer=text, short_answer=None, abstained=True, timings=timings,
+                          notes=(*notes, NOTE_MODEL_ABSTAINED), **common)
+        # every sentence with markers is checked against the passages it cites; a substantive sentence without
+        # markers against all of them
+        pairs: list[tuple[str, list[str]]] = []
+        checked: list[Any] = []
+        uncited = 0
+        for ms in sentences:
+            if not ms.text:
+                continue
+            if ms.cited:
+                pairs.append((ms.text, [hits[n - 1].chunk.text for n in ms.cited]))
+            elif len(ms.text.split()) >= MIN_CHECKED_WORDS and not looks_like_not_found(ms.text):
+                uncited += 1
+                pairs.append((ms.text, [h.chunk.text for h in hits]))
+            else:
+                continue
+            checked.append(ms)
+        results = _check_many(self.support_checker, pairs)
+        matcher = _SpanMatcher(self.embedder)
+        per_n: dict[int, list[tuple[int, int, bool, float]]] = {}
+        unsupported: list[str] = []
+        for ms, res in zip(checked, results, strict=True):
+            ok = bool(res.supported)
+            if not ok:
+                unsupported.append(ms.text)
+            for n in ms.cited:
+                a, b = matcher.best_span(ms.text, hits[n - 1].chunk)
+                per_n.setdefault(n, []).append((a, b, ok, float(res.score)))
+        cits = [self._citation(n, hits[n - 1], spans) for n, spans in per_n.items()]
+        timings["check"] = (time.perf_counter() - t0) * 1000
+        if cits:
+            text, citations = renumber(raw, cits)  # out-of-range markers go; the rest become 1..m by first use
+            if uncited:
+                notes.append(f"{uncited} sentence(s) of the answer cite no passage")
+        else:
+            text, _ = renumber(raw, ())
+            citations = tuple(ext.citations)
+            notes.append(NOTE_FALLBACK)
+        return Answer(
+            answer=text,
+            short_answer=None,
+            abstained=False,
+            citations=tuple(citations),
+            unsupported_sentences=tuple(dict.fromkeys(unsupported)),
+            timings=timings,
+            notes=tuple(notes),
+            **common,
+        )
+
+    @staticmethod
+    def _citation(n: int, hit: Hit, spans: list[tuple[int, int, bool, float]]) -> Citation:
+        """One citation per passage number: the chunk span covering the sentences that best match the answer
+        sentences citing it; supported only when every one of those answer sentences is supported."""
+        from rag.citations import citation_for_span
+
+        start = min(a for a, _, _, _ in spans)
+        end = max(b for _, b, _, _ in spans)
+        supported = all(ok for _, _, ok, _ in spans)
+        return citation_for_span(n, hit, start, end, supported=supported, score=max(s for _, _, _, s in spans))
+
+
+class _SpanMatcher:
+    """Finds, inside a chunk, the sentence most similar to an answer sentence (embeddings cached per answer)."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._chunks: dict[str, tuple[list[tuple[int, int]], Any]] = {}
+
+    def best_span(self, sentence: str, chunk: Any) -> tuple[int, int]:
+        """Local (start, end) offsets in ``chunk.text`` of its best-matching sentence."""
+        import numpy as np
+
+        from rag.sentences import split_sentences
+
+        key = chunk.id or str(id(chunk))
+        if key not in self._chunks:
+            spans = split_sentences(chunk.text) or [(0, len(chunk.text))]
+            vecs = self.embedder.embed([chunk.text[a:b] for a, b in spans])
+            self._chunks[key] = (spans, vecs)
+        spans, vecs = self._chunks[key]
+        if len(spans) == 1:
+            return spans[0]
+        q = self.embedder.embed([sentence])[0]
+        sims = np.asarray(vecs) @ np.asarray(q)
+        # a little lexical overlap breaks near-ties in favour of the sentence that shares the answer's words
+        words = {w for w in re.findall(r"\w+", sentence.lower()) if len(w) > 2}
+        if words:
+            overlap = np.array(
+                [len(words & set(re.findall(r"\w+", chunk.text[a:b].lower()))) / len(words) for a, b in spans]
+            )
+            sims = sims + 0.1 * overlap
+        return spans[int(np.argmax(sims))]
+
+
+def _check_many(checker: Any, pairs: list[tuple[str, list[str]]]) -> list[Any]:
+    if not pairs:
+        return []
+    many = getattr(checker, "check_many", None)
+    if callable(many):
+        return list(many(pairs))
+    return [checker.check(s, ev) for s, ev in pairs]
+
+
+def _text_of(message: Any) -> str:
+    text = getattr(message, "text", message)
+    if isinstance(text, str):
+        return str(text)
+    if callable(text):  # langchain-core < 1: text() was a method
+        text = text()
+    return text if isinstance(text, str) else str(text or "")
