@@ -215,18 +215,23 @@ def chat(
             continue
         try:
             final = None
-            streamed = False
+            streamed: list[str] = []
             for part in qa.stream(question, k=k, history=history):
                 if isinstance(part, Answer):
                     final = part
                 elif s.llm != "extractive":
-                    streamed = True
+                    streamed.append(part)
                     typer.echo(part, nl=False)
             if final is None:
                 continue
             if streamed:
                 typer.echo("")
-                final = _without_text(final)
+                # the checked answer renumbers markers and may fall back to extractive evidence: show it
+                # again only when it differs from what was streamed
+                if "".join(streamed).strip() == final.answer.strip():
+                    final = _without_text(final)
+                else:
+                    typer.echo("\nChecked answer:")
             print_answer(final)
             history.append(Turn(question, final.answer))
         except CiteqaError as err:
