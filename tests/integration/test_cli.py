@@ -107,3 +107,15 @@ def test_help_is_fast_and_loads_no_model() -> None:
     code = f"import sys, rag.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", "importing the CLI must not import heavy libraries"
+
+
+def test_chat_follow_up_uses_the_conversation(vostok_dir: Path) -> None:
+    env = {"CITEQA_EMBEDDER": "minilm-int8", "CITEQA_COLLECTION": "chat"}
+    assert run("ingest", str(vostok_dir), env=env).returncode == 0
+    e = dict(os.environ, **env)
+    r = subprocess.run([*CITEQA, "chat"], input="How many troops did China send?\nand in 2018?\n/quit\n",
+                       capture_output=True, text=True, timeout=300, env=e)
+    assert r.returncode == 0, r.stderr
+    assert "more than 2,000" in r.stdout
+    second = r.stdout.split("more than 2,000", 1)[1]
+    assert "3,200" in second or "300,000" in second, r.stdout
