@@ -1,0 +1,147 @@
+"""The real app for browser tests: `citeqa serve` in a subprocess on a free loopback port over a temp data
+directory, and Debian's chromium driven by Playwright (headless). Screenshots go to test-output/e2e/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "test-output" / "e2e"
+CHROMIUM = "/usr/bin/chromium"
+MAX_FILE_MB = 0.5  # small, so the over-the-limit upload is small too
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    collection: str
+    log: Path
+
+    @property
+    def uploads(self) -> Path:
+        return self.data_dir / "uploads" / self.collection
+
+    def feedback_file(self) -> Path:
+        return self.data_dir / "feedback" / f"{self.collection}.jsonl"
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"citeqa serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"citeqa serve did not answer at {url} in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("e2e-data")
+    port = free_port()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    log = SHOTS / f"server-{port}.log"
+    env = {
+        **os.environ,
+        "CITEQA_DATA_DIR": str(data),
+        "CITEQA_EMBEDDER": "minilm-int8",
+        "CITEQA_MAX_FILE_MB": str(MAX_FILE_MB),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+    }
+    for var in ("CITEQA_COLLECTION", "CITEQA_CHROMA", "CITEQA_LLM", "CITEQA_AUTH"):
+        env.pop(var, None)
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--collection", "e2e-docs"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_up(url, proc, log)
+        yield Server(url=url, data_dir=data, collection="e2e-docs", log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("chromium is not installed: `make browser` (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield b
+        b.close()
+
+
+def open_page(browser, server: Server, width: int = 1400, height: int = 900):  # -> playwright Page
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server.url, wait_until="load")
+    page.wait_for_selector("#cq-chat")
+    page.wait_for_selector("#cq-status .cq-status")
+    return page
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def failed(request: pytest.FixtureRequest) -> bool:
+    rep = getattr(request.node, "rep_call", None)
+    return bool(rep and rep.failed)
+
+
+@pytest.fixture
+def page(browser, server: Server, request: pytest.FixtureRequest):
+    pg = open_page(browser, server)
+    yield pg
+    if failed(request):  # what the page looked like when the test failed
+        shot(pg, f"FAILED-{request.node.name}")
+    pg.context.close()
+
+
+def shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

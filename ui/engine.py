@@ -1,0 +1,165 @@
+"""The process-wide part of the UI: one `Citeqa` per collection, built once from the settings `serve` was given,
+plus per-session variants (hybrid on/off, another backend) that share the collection's parts, so an ingest
+through one is seen by all of them at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rag.errors import ConfigError
+from rag.settings import Settings, load_settings
+
+SHARED_PARTS = ("client", "store", "bm25", "texts")  # the collection's state: one object each per collection
+
+
+def validated(base: Settings, **changes: Any) -> Settings:
+    """``base`` with ``changes``, validated like the CLI validates flags (raises ConfigError)."""
+    return load_settings(**{**base.model_dump(), **changes})
+
+
+UI_NAMES = {"collection": "Collection name", "llm": "Answer backend", "k": "k (passages to retrieve)",
+            "hybrid": "Hybrid retrieval"}
+_CONFIG_LINE = re.compile(r"^bad setting (\w+) \([^)]*\) = (.*?): (.*)$", re.S)
+
+
+def ui_message(err: ConfigError) -> str:
+    """A ConfigError's line in the UI's words: the field as the UI names it, no CLI flags."""
+    m = _CONFIG_LINE.match(str(err))
+    if not m:
+        return str(err)
+    name, value, why = m.groups()
+    return f"{UI_NAMES.get(name, name)} {value} is not valid: {why}"
+
+
+class ReadWriteLock:
+    """Many readers (retrieval) or one writer (ingest, forget) per collection, so an ingest never changes the
+    BM25 index under a retrieval. Built on a plain Lock, so a streamed answer may release it from another
+    worker thread than the one that took it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class Engine:
+    """Owns the Citeqa objects. ``factory`` is how one is built (``rag.pipeline.Citeqa`` by default)."""
+
+    def __init__(self, settings: Settings, factory: Callable[..., Any] | None = None) -> None:
+        self.settings = settings
+        self._factory = factory
+        self._lock = threading.RLock()
+        self._base: dict[str, Any] = {}
+        self._variants: dict[tuple[str, bool, str], Any] = {}
+        self._embedder: Any = None
+        self._locks: dict[str, ReadWriteLock] = {}
+
+    def _make(self, settings: Settings, **kw: Any) -> Any:
+        if self._factory is None:
+            from rag.pipeline import Citeqa
+
+            self._factory = Citeqa
+        return self._factory(settings, **kw)
+
+    def settings_for(self, collection: str) -> Settings:
+        if collection == self.settings.collection:
+            return self.settings
+        return validated(self.settings, collection=collection)
+
+    def qa(self, collection: str | None = None) -> Any:
+        """The Citeqa of a collection with the server's settings (the one that ingests and forgets)."""
+        name = collection or self.settings.collection
+        with self._lock:
+            qa = self._base.get(name)
+            if qa is None:
+                kw = {"embedder": self._embedder} if self._embedder is not None else {}
+                qa = self._make(self.settings_for(name), **kw)
+                self._base[name] = qa
+            return qa
+
+    def lock(self, collection: str) -> ReadWriteLock:
+        with self._lock:
+            return self._locks.setdefault(collection, ReadWriteLock())
+
+    def embedder(self) -> Any:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self.qa().embedder
+            return self._embedder
+
+    def answering_qa(self, collection: str, *, hybrid: bool, llm: str) -> Any:
+        """The Citeqa that answers for a session: the collection's own one, or a variant sharing its parts."""
+        base = self.qa(collection)
+        if hybrid == base.settings.hybrid and llm == base.settings.llm:
+            return base
+        key = (collection, hybrid, llm)
+        with self._lock:
+            qa = self._variants.get(key)
+            if qa is None:
+                s = validated(base.settings, hybrid=hybrid, llm=llm)
+                qa = self._make(s, embedder=base.embedder)
+                for part in SHARED_PARTS:
+                    if hasattr(type(base), part):
+                        qa.__dict__[part] = getattr(base, part)
+                self._variants[key] = qa
+            return qa
+
+    def collections(self) -> list[str]:
+        """Collections that have side files in the data directory, plus the server's own."""
+        root = self.settings.data_dir / "collections"
+        names = {self.settings.collection, *self._base}
+        if root.is_dir():
+            names.update(p.name for p in root.iterdir() if p.is_dir())
+        return sorted(names)
+
+    def uploads_dir(self, collection: str) -> Path:
+        return self.settings.data_dir / "uploads" / collection
+
+    def feedback_path(self, collection: str) -> Path:
+        return self.settings.data_dir / "feedback" / f"{collection}.jsonl"
+
+
+def display_name(source: str, uploads: Path | None = None) -> str:
+    """How a source file is named to the user: uploads by their file name, files under the working directory
+    by their relative path, anything else by its full path."""
+    p = Path(source)
+    if uploads is not None:
+        try:
+            return str(p.relative_to(uploads))
+        except ValueError:
+            pass
+    try:
+        rel = os.path.relpath(source)
+    except ValueError:
+        return source
+    return source if rel.startswith("..") else rel
