@@ -215,15 +215,16 @@ class Ingestor:
                report: IngestReport) -> None:
         all_chunks = [c for _, chunks, _, _ in pending for c in chunks]
         vectors = self.embedder.embed([c.text for c in all_chunks])
-        row = 0
-        for doc, chunks, size, is_update in pending:
-            vecs = vectors[row : row + len(chunks)]
-            row += len(chunks)
+        # Old chunks of updated files go first. New files have none: reconcile() removed whatever a crashed
+        # run left of files the manifest does not know. Then one store write for the whole batch.
+        for doc, _, _, is_update in pending:
             self.texts.save(doc.content_hash, doc.text)
-            self.store.delete_source(doc.source)
-            self.bm25.remove_source(doc.source)
-            self.store.upsert(chunks, vecs)
-            self.bm25.add(chunks)
+            if is_update:
+                self.store.delete_source(doc.source)
+                self.bm25.remove_source(doc.source)
+        self.store.upsert(all_chunks, vectors)
+        self.bm25.add(all_chunks)
+        for doc, chunks, size, is_update in pending:
             manifest.files[doc.source] = FileEntry(
                 source=doc.source,
                 content_hash=doc.content_hash,
