@@ -206,26 +206,31 @@ class Citeqa:
             raise NotFoundError(f"{source} is not in collection '{self.settings.collection}'")
         return text
 
-    def _repair_if_crashed(self) -> None:
+    def _repair_if_crashed(self, count: int | None = None) -> bool:
         """A crashed ingest leaves its marker: repair store, BM25 index and manifest before answering
-        (skipped while another process is ingesting: that one repairs and finishes)."""
+        (skipped while another process is ingesting: that one repairs and finishes). ``count`` is the
+        store's chunk count when the caller has it. Returns whether a repair ran."""
         from filelock import Timeout
 
         crashed = (self.settings.collection_dir / "ingest.incomplete").exists()
         bm25_off = self.settings.hybrid and (
-            getattr(self.bm25, "damaged", False) or len(self.bm25) != self.store.count()
+            getattr(self.bm25, "damaged", False)
+            or len(self.bm25) != (self.store.count() if count is None else count)
         )
         if not (crashed or bm25_off):
-            return
+            return False
         try:
             with self.lock(timeout=0):
                 self.ingestor.repair()  # mends the same BM25 object the retriever holds
+                return True
         except Timeout:
-            pass
+            return False
 
     def _check_ready(self) -> None:
-        self._repair_if_crashed()
-        if self.store.count() == 0:
+        count = self.store.count()
+        if self._repair_if_crashed(count):
+            count = self.store.count()
+        if count == 0:
             raise NotFoundError(
                 f"collection '{self.settings.collection}' is empty: run `citeqa ingest PATH"
                 f"{'' if self.settings.collection == 'default' else ' --collection ' + self.settings.collection}`"
@@ -246,15 +251,23 @@ class Citeqa:
 
         return contextualize(question, history)
 
+    def _retrieve_for(
+        self, question: str, history: Sequence[Turn], k: int | None, source: str | None
+    ) -> tuple[str, list[Hit], float]:
+        """(standalone query, hits, milliseconds): the retrieve stage shared by ask's chain and stream."""
+        t0 = time.perf_counter()
+        query = self.query_for(question, history)
+        hits = self.retrieve(query, k, source)
+        return query, hits, (time.perf_counter() - t0) * 1000
+
     def chain(self):
         """The answering chain as a LangChain runnable: {question, history, k, source} -> Answer."""
         from langchain_core.runnables import RunnableLambda
 
         def retrieve_step(inp: dict[str, Any]) -> dict[str, Any]:
-            t0 = time.perf_counter()
-            query = self.query_for(inp["question"], inp.get("history", ()))
-            hits = self.retrieve(query, inp.get("k"), inp.get("source"))
-            return {**inp, "query": query, "hits": hits, "retrieve_ms": (time.perf_counter() - t0) * 1000}
+            query, hits, ms = self._retrieve_for(inp["question"], inp.get("history", ()), inp.get("k"),
+                                                 inp.get("source"))
+            return {**inp, "query": query, "hits": hits, "retrieve_ms": ms}
 
         def answer_step(inp: dict[str, Any]) -> Answer:
             t0 = time.perf_counter()
@@ -285,9 +298,7 @@ class Citeqa:
         q = check_question(question)
         t0 = time.perf_counter()
         self._check_ready()
-        query = self.query_for(q, history)
-        hits = self.retrieve(query, k, source)
-        retrieve_ms = (time.perf_counter() - t0) * 1000
+        query, hits, retrieve_ms = self._retrieve_for(q, history, k, source)
         t1 = time.perf_counter()
         stream = getattr(self.answerer, "stream", None)
         final: Answer | None = None
