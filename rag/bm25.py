@@ -54,6 +54,29 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
 _APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
 _TOKEN = re.compile(r"[^\W_]+(?:(?<=\d)\.(?=\d)[^\W_]+)*")
+_WORD = re.compile(r"[^\W_]+")
+TITLE_MAX_WORDS = 10
+
+
+def document_title(first_chunk_text: str, source: str) -> str:
+    """A document's title: its first line when that reads as a heading (at most ``TITLE_MAX_WORDS`` words, not a
+    sentence), else its file name without extension ("q3_report" -> "q3 report")."""
+    line = first_chunk_text.lstrip().split("\n", 1)[0].strip().lstrip("#").strip()
+    words = _WORD.findall(line)
+    if line and 1 <= len(words) <= TITLE_MAX_WORDS and len(line) <= 120 and not line.endswith((".", ":", ";", ",")):
+        return line
+    return re.sub(r"[_\-]+", " ", Path(source).stem).strip()
+
+
+def title_key(title: str) -> tuple[str, ...] | None:
+    """The words a title is matched by in other documents' text (casefolded), or None when the title is too
+    common to mean a link (a single stopword or a word of fewer than 4 letters)."""
+    words = tuple(w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", title)))
+    if not words or len(words) > TITLE_MAX_WORDS:
+        return None
+    if len(words) == 1 and (words[0] in STOPWORDS or len(words[0]) < 4):
+        return None
+    return words
 
 
 def _s_stem(word: str) -> str:
@@ -131,6 +154,18 @@ def _unpack(arr: np.ndarray, n: int) -> list[str]:
     return out
 
 
+def _title_arrays(titles: dict[str, str]) -> dict[str, np.ndarray]:
+    ids = list(titles)
+    return {"n_titles": np.asarray(len(ids)), "title_ids": _pack(ids), "titles": _pack([titles[i] for i in ids])}
+
+
+def _read_titles(z) -> dict[str, str]:  # z: an open NpzFile; files written before titles existed have none
+    if "n_titles" not in z.files:
+        return {}
+    n = int(z["n_titles"])
+    return dict(zip(_unpack(z["title_ids"], n), _unpack(z["titles"], n), strict=True))
+
+
 def _open_npz(path: Path):  # -> numpy.lib.npyio.NpzFile
     # np.load on a damaged file guesses it is a pickle and says so, which would mislead whoever reads the log.
     if not zipfile.is_zipfile(path):
@@ -203,13 +238,31 @@ class _Index:
     indices: np.ndarray  # int32 doc position per (term, doc)
     indptr: np.ndarray  # int64, per term: its slice of data/indices
     source_code: dict[str, int] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)  # first chunk id of a document -> the document's title
+    _links: dict[tuple[str, ...], list[str]] | None = None  # title words -> first chunk ids, built on first use
+    _positions: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         self.source_code = {s: i for i, s in enumerate(self.source_names)}
 
+    def links(self) -> dict[tuple[str, ...], list[str]]:
+        if self._links is None:
+            table: dict[tuple[str, ...], list[str]] = {}
+            for cid, title in self.titles.items():
+                key = title_key(title)
+                if key:
+                    table.setdefault(key, []).append(cid)
+            self._links = table
+        return self._links
+
     @property
     def num_docs(self) -> int:
         return len(self.doc_ids)
+
+    def doc_position(self, chunk_id: str) -> int | None:
+        if self._positions is None:
+            self._positions = {d: i for i, d in enumerate(self.doc_ids)}
+        return self._positions.get(chunk_id)
 
     @classmethod
     def empty(cls) -> _Index:
@@ -226,6 +279,7 @@ class BM25Index:
         self.b = b
         # Corpus (source of truth), loaded on the first call that needs it.
         self._docs: dict[str, tuple[str, np.ndarray]] | None = None
+        self._titles: dict[str, str] = {}  # first chunk id of each document -> its title
         self._vocab = _Vocab()
         self._generation = ""
         self._corpus_stamp: tuple[int, int, int] | None = None
@@ -260,12 +314,14 @@ class BM25Index:
             offsets = z["offsets"]
             tokens = z["tokens"]
             generation = _unpack(z["generation"], 1)[0]
+            titles = _read_titles(z)
         if len(source_of) != n or len(offsets) != n + 1 or int(offsets[-1]) != len(tokens):
             raise ValueError("array lengths disagree")
         if len(tokens) and (tokens.min() < 0 or tokens.max() >= len(vocab)):
             raise ValueError("token ids outside the vocabulary")
         parts = np.split(tokens.astype(np.int32, copy=False), offsets[1:-1]) if n else []
         docs = {i: (source_names[s], p) for i, s, p in zip(ids, source_of.tolist(), parts, strict=True)}
+        self._titles = {i: t for i, t in titles.items() if i in docs}
         return docs, vocab, generation
 
     def _ensure_corpus(self) -> dict[str, tuple[str, np.ndarray]]:
@@ -280,6 +336,7 @@ class BM25Index:
                 docs, vocab, generation = self._read_corpus()
                 self.damaged = None
             except Exception as exc:  # a damaged file must not take retrieval down: start empty, say so
+                self._titles = {}
                 self.damaged = (
                     f"BM25 corpus {self.corpus_path} is unreadable ({exc}): keyword search starts empty until "
                     "the chunks are added again (re-ingest)"
@@ -306,6 +363,8 @@ class BM25Index:
         for chunk in chunks:
             ids = np.asarray([raw[t] for t in _raw_tokens(chunk.text)], dtype=np.int32)
             docs[chunk.id] = (chunk.source, ids[ids >= 0])
+            if chunk.index == 0:
+                self._titles[chunk.id] = document_title(chunk.text, chunk.source)
         self._touch()
 
     def remove_source(self, source: str) -> int:
@@ -314,6 +373,7 @@ class BM25Index:
         gone = [i for i, (src, _) in docs.items() if src == source]
         for i in gone:
             del docs[i]
+            self._titles.pop(i, None)
         if gone:
             self._touch()
         return len(gone)
@@ -323,6 +383,7 @@ class BM25Index:
         removed = False
         for i in ids:
             removed |= docs.pop(i, None) is not None
+            self._titles.pop(i, None)
         if removed:
             self._touch()
 
@@ -365,6 +426,7 @@ class BM25Index:
             data=data,
             indices=indices,
             indptr=indptr,
+            titles={i: t for i, t in self._titles.items() if i in docs},
         )
         corpus = {
             "format": np.asarray(FORMAT),
@@ -378,6 +440,7 @@ class BM25Index:
             "vocab": _pack(vocab_list),
             "offsets": offsets,
             "tokens": inv,
+            **_title_arrays(index.titles),
         }
         # Adopt the compacted numbering in memory too, so ids stay consistent with what is on disk.
         self._vocab = _Vocab(vocab_list)
@@ -398,6 +461,7 @@ class BM25Index:
             "source_of": index.source_of,
             "n_vocab": np.asarray(len(vocab_list)),
             "vocab": _pack(vocab_list),
+            **_title_arrays(index.titles),
             "data": index.data,
             "indices": index.indices,
             "indptr": index.indptr,
@@ -438,6 +502,7 @@ class BM25Index:
                 data=z["data"].astype(np.float32, copy=False),
                 indices=z["indices"].astype(np.int32, copy=False),
                 indptr=z["indptr"].astype(np.int64, copy=False),
+                titles=_read_titles(z),
             )
         if len(index.source_of) != n or len(index.indptr) != len(vocab_list) + 1:
             raise ValueError("array lengths disagree")
@@ -530,3 +595,27 @@ class BM25Index:
             cand = cand[scores[cand] >= kth]
         order = np.lexsort((cand, -scores[cand]))[:k]
         return [(idx.doc_ids[i], float(scores[i])) for i in cand[order].tolist()]
+
+    def linked(self, text: str, k: int, exclude_sources: Iterable[str] = (), source: str | None = None) -> list[str]:
+        """First chunks of the documents whose title occurs in ``text`` (word for word, case-insensitive), in the
+        order the titles first occur, at most ``k``: the documents a passage refers to by name. Documents in
+        ``exclude_sources`` are skipped; with ``source``, only that document can be returned."""
+        idx = self._ensure_index()
+        links = idx.links() if idx.titles else {}
+        if not links or k <= 0:
+            return []
+        words = [w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+        lengths = sorted({len(key) for key in links}, reverse=True)
+        skip = set(exclude_sources)
+        out: list[str] = []
+        for i in range(len(words)):
+            for n in lengths:  # the longest title starting here first ("New York Times" before "New York")
+                for cid in links.get(tuple(words[i : i + n]), ()):
+                    pos = idx.doc_position(cid)
+                    src = idx.source_names[idx.source_of[pos]] if pos is not None else None
+                    if src is None or src in skip or (source is not None and src != source) or cid in out:
+                        continue
+                    out.append(cid)
+                    if len(out) >= k:
+                        return out
+        return out

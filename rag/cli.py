@@ -35,6 +35,10 @@ LlmOpt = Annotated[
 ]
 KOpt = Annotated[int | None, typer.Option("--k", "-k", help="Passages to retrieve [env CITEQA_K]")]
 HybridOpt = Annotated[bool | None, typer.Option("--hybrid/--no-hybrid", help="Fuse BM25 with dense retrieval")]
+ExpandOpt = Annotated[
+    bool | None,
+    typer.Option("--expand/--no-expand", help="With hybrid: a second round from the best passages (multi-hop)"),
+]
 MmrOpt = Annotated[bool | None, typer.Option("--mmr/--no-mmr", help="Diversify passages with MMR")]
 
 
@@ -124,6 +128,7 @@ def ask(
     ] = None,
     k: KOpt = None,
     hybrid: HybridOpt = None,
+    expand: ExpandOpt = None,
     mmr: MmrOpt = None,
     llm: LlmOpt = None,
     data_dir: DataDirOpt = None,
@@ -135,7 +140,7 @@ def ask(
     from rag.pipeline import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k,
-                  hybrid=hybrid, mmr=mmr, min_relevance=min_relevance)
+                  hybrid=hybrid, expand=expand, mmr=mmr, min_relevance=min_relevance)
     src = str(Path(source).expanduser().resolve()) if source else None
     answer = Citeqa(s).ask(question, k=k, source=src)
     if json_out:

@@ -61,6 +61,7 @@ LATER_SENTENCE_PENALTY = 1.0  # in tokens of distance: a short answer from the s
 # FOLLOW_UP_MISS.
 FOLLOW_UP_WEIGHT = 2.0
 FOLLOW_UP_MISS = 0.4
+MAX_EMBEDDED = 6  # candidate sentences embedded per answer, the best by word share, passage rank and type
 MAX_CONTEXT_TURNS = 3  # how far back a chain of elliptic follow-ups may reach
 ELLIPTIC_MAX_WORDS = 4  # follow-ups this short that do not open with a wh-word or verb are fragments
 
@@ -486,11 +487,15 @@ class ExtractiveAnswerer:
         min_lexical: float = MIN_LEXICAL,
         weak_lexical_margin: float = WEAK_LEXICAL_MARGIN,
         second_margin: float = SECOND_MARGIN,
+        max_embedded: int = MAX_EMBEDDED,
     ) -> None:
         if not -1.0 <= min_relevance <= 1.0:
             raise ValueError(f"min_relevance must be a cosine similarity between -1 and 1, got {min_relevance}")
         if max_sentences < 1:
             raise ValueError(f"max_sentences must be >= 1, got {max_sentences}")
+        if max_embedded < 1:
+            raise ValueError(f"max_embedded must be >= 1, got {max_embedded}")
+        self.max_embedded = max_embedded
         self.embedder = embedder
         self.min_relevance = min_relevance
         self.max_sentences = max_sentences
@@ -519,14 +524,6 @@ class ExtractiveAnswerer:
         sents = _candidates(ordered)
         if not sents:
             return [], 0.0
-        # one embedding call: the query, every candidate sentence, and the passages lacking a dense score
-        no_dense = [h for h in ordered if h.dense_score is None]
-        vecs = np.asarray(self.embedder.embed([query, *(s.text for s in sents), *(h.chunk.text for h in no_dense)]))
-        qv = vecs[0]
-        sims = vecs[1 : 1 + len(sents)] @ qv
-        passage_sims = [float(h.dense_score) for h in ordered if h.dense_score is not None]
-        passage_sims += [float(v @ qv) for v in vecs[1 + len(sents) :]]
-
         qwords = list(dict.fromkeys(content_words(query)))
         sent_words = [set(content_words(s.text)) for s in sents]
         n = len(sents)
@@ -537,13 +534,27 @@ class ExtractiveAnswerer:
             idf[w] *= FOLLOW_UP_WEIGHT
         total = sum(idf.values())
         qtype = question_type(query)
-        for s, sim, words in zip(sents, sims, sent_words, strict=True):
-            s.sim = float(sim)
+        for s, words in zip(sents, sent_words, strict=True):
             s.lex = sum(idf[w] for w in qwords if w in words) / total if total else 0.0
-            s.score = W_SIM * s.sim + W_LEX * s.lex + W_RANK / (1 + s.hit_index)
+            s.score = W_LEX * s.lex + W_RANK / (1 + s.hit_index)
             s.score += W_TYPED * typed_answer_strength(query, s.text, qtype)  # a number, a date: what is asked
             if asked_now and not asked_now & words:
                 s.score -= FOLLOW_UP_MISS
+        # Embedding sentences is most of an answer's time: only the best by the cheap part of the score are
+        # embedded (the cosine can lift a sentence by at most W_SIM, the lexical part separates them more).
+        if len(sents) > self.max_embedded:
+            sents = sorted(sents, key=lambda s: -s.score)[: self.max_embedded]
+        # one embedding call: the query (cached from retrieval), the shortlisted sentences, and the passages
+        # lacking a dense score
+        no_dense = [h for h in ordered if h.dense_score is None]
+        vecs = np.asarray(self.embedder.embed([query, *(s.text for s in sents), *(h.chunk.text for h in no_dense)]))
+        qv = vecs[0]
+        sims = vecs[1 : 1 + len(sents)] @ qv
+        passage_sims = [float(h.dense_score) for h in ordered if h.dense_score is not None]
+        passage_sims += [float(v @ qv) for v in vecs[1 + len(sents) :]]
+        for s, sim in zip(sents, sims, strict=True):
+            s.sim = float(sim)
+            s.score += W_SIM * s.sim
         return sorted(sents, key=lambda s: -s.score), max(passage_sims)
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:

@@ -72,6 +72,14 @@ class Citeqa:
         return make_embedder(self.settings.embedder)
 
     @cached_property
+    def query_embedder(self):  # -> rag.interfaces.Embedder
+        """The embedder behind a small cache, for the question path (retrieval embeds the question, the answerer
+        reuses its vector)."""
+        from rag.embeddings import CachedEmbedder
+
+        return CachedEmbedder(self.embedder)
+
+    @cached_property
     def client(self):
         from rag.store import open_chroma_client
 
@@ -104,10 +112,11 @@ class Citeqa:
         from rag.retrieve import HybridRetriever
 
         return HybridRetriever(
-            self.embedder,
+            self.query_embedder,
             self.store,
             self.bm25 if self.settings.hybrid else None,
             hybrid=self.settings.hybrid,
+            expand=self.settings.expand,
             mmr=self.settings.mmr,
         )
 
@@ -116,10 +125,10 @@ class Citeqa:
         if self.settings.llm == "extractive":
             from rag.extractive import ExtractiveAnswerer
 
-            return ExtractiveAnswerer(self.embedder, min_relevance=self.settings.min_relevance)
+            return ExtractiveAnswerer(self.query_embedder, min_relevance=self.settings.min_relevance)
         from rag.llm import make_answerer
 
-        return make_answerer(self.settings, self.embedder)
+        return make_answerer(self.settings, self.query_embedder)
 
     @cached_property
     def ingestor(self):

@@ -31,11 +31,14 @@ class Settings(BaseSettings):
     collection: str = Field("default", description="Chroma collection name")
     chroma: str | None = Field(None, description="host:port of a `chroma run` server; unset = embedded")
     llm: str = Field("extractive", description="answer backend spec")
-    embedder: str = Field("minilm", description="minilm (sentence-transformers) or minilm-int8 (ONNX)")
+    embedder: str = Field(
+        "minilm-int8", description="minilm-int8 (int8 ONNX, onnxruntime; the default) or minilm (sentence-transformers)"
+    )
     chunk_size: int = Field(128, description="max word pieces per chunk (the model reads at most 256)")
     chunk_overlap: int = Field(24, description="word pieces of overlap between neighbouring chunks")
     k: int = Field(5, description="passages retrieved per question")
-    hybrid: bool = Field(True, description="fuse BM25 with dense retrieval (RRF)")
+    hybrid: bool = Field(True, description="fuse BM25 with dense retrieval, plus a second round from the best passages")
+    expand: bool = Field(True, description="with hybrid: a second BM25 round from the best passages (multi-hop)")
     mmr: bool = Field(False, description="diversify the passages with maximal marginal relevance")
     max_file_mb: float = Field(200.0, description="files larger than this are skipped")
     min_relevance: float = Field(

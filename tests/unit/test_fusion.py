@@ -8,7 +8,7 @@ import pytest
 
 from rag.errors import ConfigError
 from rag.interfaces import Retriever
-from rag.retrieve import HybridRetriever, mmr, rrf
+from rag.retrieve import HybridRetriever, convex, mmr, rrf
 from rag.types import Chunk
 
 
@@ -105,6 +105,9 @@ class FakeStore:
         rows = [(c, float(v @ embedding)) for c, v in self.items.values() if source is None or c.source == source]
         return sorted(rows, key=lambda cs: -cs[1])[:k]
 
+    def get(self, ids):  # type: ignore[no-untyped-def]
+        return [self.items[i][0] for i in ids if i in self.items]
+
     def get_with_embeddings(self, ids):  # type: ignore[no-untyped-def]
         present = [i for i in ids if i in self.items]
         vecs = [self.items[i][1] for i in present]
@@ -112,11 +115,17 @@ class FakeStore:
 
 
 class FakeBM25:
-    def __init__(self, results: list[tuple[str, float]]) -> None:
+    def __init__(self, results: list[tuple[str, float]], links: list[str] | None = None) -> None:
         self.results = results
+        self.links = links or []
+        self.queries: list[str] = []
 
     def search(self, query, k, source=None):  # type: ignore[no-untyped-def]
+        self.queries.append(query)
         return self.results[:k]
+
+    def linked(self, text, k, exclude_sources=(), source=None):  # type: ignore[no-untyped-def]
+        return self.links[:k]
 
 
 def _chunk(i: str, source: str = "/a.txt") -> Chunk:
@@ -134,7 +143,7 @@ def test_hybrid_hits_carry_cosine_even_when_only_bm25_found_them(parts) -> None:
     embedder, store = parts
     # "ghost" is in the BM25 index but no longer in the store: it must be skipped, not crash.
     bm25 = FakeBM25([("ghost", 9.0), ("b1", 7.5), ("d3", 1.0)])
-    r = HybridRetriever(embedder, store, bm25, candidates=4)
+    r = HybridRetriever(embedder, store, bm25, candidates=4, fusion="rrf", expand=False)
     assert isinstance(r, Retriever)
     hits = r.retrieve("q", 4)
     ids = [h.chunk.id for h in hits]
@@ -164,8 +173,62 @@ def test_mmr_retriever_returns_k_distinct(parts) -> None:  # type: ignore[no-unt
     assert len(hits) == 3 and len({h.chunk.id for h in hits}) == 3 and [h.rank for h in hits] == [1, 2, 3]
 
 
+def test_convex_hand_computed() -> None:
+    # dense scaled: a 1.0, b 0.0 (the floor); bm25 scaled by its top: b 1.0, c 0.5; missing -> 0
+    got = convex([("a", 0.9), ("b", 0.5)], [("b", 10.0), ("c", 5.0)], dense_weight=0.4)
+    assert got == pytest.approx({"b": 0.6, "a": 0.4, "c": 0.3})
+    assert list(got) == ["b", "a", "c"]
+    assert list(convex([("x", 0.5), ("y", 0.5)], [], 0.4)) == ["x", "y"]  # ties by id, never by set order
+    assert convex([], [], 0.5) == {}
+    with pytest.raises(ValueError):
+        convex([], [], 1.5)
+
+
+def test_expansion_keeps_the_first_round_best_and_adds_named_documents(parts) -> None:  # type: ignore[no-untyped-def]
+    embedder, store = parts
+    bm25 = FakeBM25([("d1", 3.0)], links=["b1"])
+    r = HybridRetriever(embedder, store, bm25, expand_from=1)
+    hits = r.retrieve("q", 3)
+    ids = [h.chunk.id for h in hits]
+    assert ids[0] == "d1"  # the first round's best keeps its place
+    assert "b1" in ids  # named by the best passage: a candidate although neither round ranked it high
+    assert bm25.queries[1] == "q text d1"  # the second BM25 query is the question plus the best passage
+    assert "expand" in r.last_timings
+    no_expand = HybridRetriever(embedder, store, FakeBM25([("d1", 3.0)], links=["b1"]), expand=False)
+    assert "b1" not in [h.chunk.id for h in no_expand.retrieve("q", 3)]
+
+
+def test_titles_link_documents(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rag.bm25 import BM25Index, document_title, title_key
+
+    assert document_title("Maximum Overdrive\n\nMaximum Overdrive is a 1986 film.", "/x/mo.txt") == "Maximum Overdrive"
+    assert document_title("# Getting started\nInstall it.", "/x/a.md") == "Getting started"
+    assert document_title("This opens with a sentence.", "/x/q3_sales-report.txt") == "q3 sales report"
+    assert title_key("The") is None and title_key("Leland, North Carolina") == ("leland", "north", "carolina")
+    idx = BM25Index(tmp_path / "bm25")
+    chunks = [
+        Chunk(id="l0", source="/d/leland.txt", text="Leland, North Carolina\nLeland is a town.", start=0, end=40),
+        Chunk(id="m0", source="/d/mo.txt", text="Maximum Overdrive\nA film shot in Leland, North Carolina.", start=0,
+              end=55),
+        Chunk(id="m1", source="/d/mo.txt", text="It was directed by Stephen King.", start=55, end=87, index=1),
+    ]
+    idx.add(chunks)
+    idx.save()
+    again = BM25Index(tmp_path / "bm25")  # titles are persisted with the index
+    text = "In 1986 Maximum Overdrive was shot in leland, north carolina."
+    assert again.linked(text, 5) == ["m0", "l0"]  # in order of first mention; only first chunks
+    assert again.linked(text, 5, exclude_sources={"/d/mo.txt"}) == ["l0"]
+    assert again.linked(text, 5, source="/d/leland.txt") == ["l0"]
+    assert again.linked("nothing named here", 5) == []
+    again.remove_source("/d/leland.txt")
+    again.save()
+    assert BM25Index(tmp_path / "bm25").linked(text, 5) == ["m0"]
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"rrf_k": -1}, {"rrf_k": 1.5}, {"candidates": 0}, {"candidates": True}, {"mmr_lambda": 2.0}]
+    "kwargs",
+    [{"rrf_k": -1}, {"rrf_k": 1.5}, {"candidates": 0}, {"candidates": True}, {"mmr_lambda": 2.0},
+     {"fusion": "max"}, {"dense_weight": -0.1}, {"expand_from": 0}],
 )
 def test_bad_arguments_raise_config_error(parts, kwargs) -> None:  # type: ignore[no-untyped-def]
     embedder, store = parts
