@@ -82,6 +82,9 @@ def ingest(
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, max_file_mb=max_file_mb,
                   chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+    from rag.serving import refuse_if_served
+
+    refuse_if_served(s.data_dir, s.chroma, "ingest")
     report = Citeqa(s).ingest(paths, prune=prune, progress=not json_out and sys.stderr.isatty())
     for path, reason in report.failed:
         typer.echo(f"citeqa: skipped {display_path(path)}: {reason}", err=True)
@@ -183,6 +186,9 @@ def forget(
     from rag.pipeline import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder)
+    from rag.serving import refuse_if_served
+
+    refuse_if_served(s.data_dir, s.chroma, "forget")
     n = Citeqa(s).forget(path)
     typer.echo(f"removed {n} chunks of {display_path(str(Path(path).resolve()))}")
 

@@ -379,6 +379,9 @@ def build_app(settings: Settings, *, factory: Any = None) -> gr.Blocks:
                 raise gr.Error(ui_message(err)) from None
             except CiteqaError as err:
                 raise gr.Error(str(err)) from None
+            except Exception as err:  # one line for the caller (not Gradio's generic one), the details in the log
+                log.exception("answering %r through the API failed", str(question)[:200])
+                raise gr.Error(f"unexpected {type(err).__name__}: {err} (details are in the server log)") from None
 
         gr.api(api_ask, api_name="ask", concurrency_id="ask", concurrency_limit=ASKS_AT_ONCE)
     return app
@@ -433,7 +436,12 @@ def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         **launch_options(),
     )
     shown = f"[{host}]" if ":" in host else host
-    return app, f"http://{shown}:{app.server_port}/"
+    url = f"http://{shown}:{app.server_port}/"
+    if not settings.chroma:
+        from rag.serving import mark_serving
+
+        mark_serving(settings.data_dir, url)  # `citeqa ingest` into this embedded store now says to use the UI
+    return app, url
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None) -> None:

@@ -39,18 +39,20 @@ def ui_message(err: ConfigError) -> str:
 
 class ReadWriteLock:
     """Many readers (retrieval) or one writer (ingest, forget) per collection, so an ingest never changes the
-    BM25 index under a retrieval. Built on a plain Lock, so a streamed answer may release it from another
-    worker thread than the one that took it."""
+    BM25 index under a retrieval. A waiting writer goes before readers that come after it: with questions
+    arriving all the time there is always a reader, and an upload would otherwise wait for ever. Built on a
+    plain Lock, so a streamed answer may release it from another worker thread than the one that took it."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer = False
+        self._writers_waiting = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
         with self._cond:
-            self._cond.wait_for(lambda: not self._writer)
+            self._cond.wait_for(lambda: not self._writer and not self._writers_waiting)
             self._readers += 1
         try:
             yield
@@ -62,7 +64,14 @@ class ReadWriteLock:
     @contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:
-            self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            self._writers_waiting += 1
+            try:
+                self._cond.wait_for(lambda: not self._writer and self._readers == 0)
+            except BaseException:
+                self._writers_waiting -= 1
+                self._cond.notify_all()  # the readers held back for this writer may go
+                raise
+            self._writers_waiting -= 1
             self._writer = True
         try:
             yield
