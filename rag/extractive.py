@@ -447,6 +447,7 @@ class _Sentence:
     start: int  # offsets in hit.chunk.text
     end: int
     text: str
+    context: str = ""  # the sentence before, when this one opens with a pronoun ("It was completed in 1897.")
     sim: float = 0.0
     lex: float = 0.0
     score: float = 0.0
@@ -456,16 +457,51 @@ class _Sentence:
         return self.hit.chunk.start + self.start, self.hit.chunk.start + self.end
 
 
+# A sentence opening with one of these is about something the sentence before named: for the word share it also
+# has that sentence's words ("The Korvath bridge is 412 m long. It was completed in 1897." -> when was the Korvath
+# bridge completed?). Only the score uses them; the quote stays the sentence itself.
+_REFERS_BACK = re.compile(
+    r"^\W*(?:it|its|he|his|she|her|they|their|this|these|those|there|the latter|the former)\b", re.I
+)
+
+
+_NAME = re.compile(r"(?<![\w'])[A-Z][\w'-]*[a-z][\w'-]*")
+
+
+def question_names(question: str) -> list[str]:
+    """The capitalised words of a question that name something ("Atlantis" in "What is the capital of
+    Atlantis?"), the first word excepted (it is capitalised anyway)."""
+    words = _NAME.findall(question.strip()[1:] if question.strip()[:1].isupper() else question)
+    return [w for w in words if w.lower() not in STOPWORDS and len(w) >= 3]
+
+
+def unnamed(question: str, hits: Sequence[Hit]) -> bool:
+    """True when the question names things and none of them occurs in any passage: the passages are about
+    something else ("the capital of Atlantis" over a page about Freedonia), however similar they read."""
+    names = {w for n in question_names(question) for w in content_words(n)}
+    if not names:
+        return False
+    found: set[str] = set()
+    for h in hits:
+        found |= names & set(content_words(h.chunk.text))
+        if found:
+            return False
+    return True
+
+
 def _candidates(hits: Sequence[Hit]) -> list[_Sentence]:
     from rag.sentences import split_sentences
 
     seen: dict[tuple[str, int, int], _Sentence] = {}
     for i, hit in enumerate(hits):
         c = hit.chunk
+        prev = ""
         for a, b in split_sentences(c.text):
             key = (c.source, c.start + a, c.start + b)
+            text = c.text[a:b]
             if key not in seen:  # hits are in rank order: the first holder is the best-ranked one
-                seen[key] = _Sentence(i, hit, a, b, c.text[a:b])
+                seen[key] = _Sentence(i, hit, a, b, text, prev if _REFERS_BACK.match(text) else "")
+            prev = text
     # a fragment cut by a chunk edge is dropped when another chunk holds the whole sentence
     spans_by_source: dict[str, list[tuple[int, int]]] = {}
     for src, a, b in seen:
@@ -491,6 +527,7 @@ class ExtractiveAnswerer:
         weak_lexical_margin: float = WEAK_LEXICAL_MARGIN,
         second_margin: float = SECOND_MARGIN,
         max_embedded: int = MAX_EMBEDDED,
+        require_names: bool = True,
     ) -> None:
         if not -1.0 <= min_relevance <= 1.0:
             raise ValueError(f"min_relevance must be a cosine similarity between -1 and 1, got {min_relevance}")
@@ -499,6 +536,7 @@ class ExtractiveAnswerer:
         if max_embedded < 1:
             raise ValueError(f"max_embedded must be >= 1, got {max_embedded}")
         self.max_embedded = max_embedded
+        self.require_names = require_names
         self.embedder = embedder
         self.min_relevance = min_relevance
         self.max_sentences = max_sentences
@@ -528,7 +566,7 @@ class ExtractiveAnswerer:
         if not sents:
             return [], 0.0
         qwords = list(dict.fromkeys(content_words(query)))
-        sent_words = [set(content_words(s.text)) for s in sents]
+        sent_words = [set(content_words(s.text)) | set(content_words(s.context)) for s in sents]
         n = len(sents)
         # IDF within the candidates: a question word every sentence shares ("China") tells them apart less
         idf = {w: math.log(1 + n / (1 + sum(w in sw for sw in sent_words))) for w in qwords}
@@ -567,6 +605,8 @@ class ExtractiveAnswerer:
         hits = tuple(hits)
         ranked, passage_sim = self.score(query, hits, question if standalone else None)
         if not ranked or not self.relevant(passage_sim, max(s.sim for s in ranked), max(s.lex for s in ranked)):
+            return self._abstain(question, hits, standalone, t0)
+        if self.require_names and unnamed(query, hits):
             return self._abstain(question, hits, standalone, t0)
 
         best = ranked[0]

@@ -261,3 +261,46 @@ def test_contextualize_chains_elliptic_follow_ups() -> None:
     history = [Turn("How many troops did China send?", "a"), Turn("and in 2018?", "b")]
     assert contextualize("and in 2014?", history) == "How many troops did China send? and in 2018? and in 2014?"
     assert len(contextualize("and then?", [Turn("and?", "x")] * 10_000)) < 100  # bounded, no recursion
+
+
+# -- a sentence that refers back, and a question about something the passages do not name ----------------------
+TOWNS = {
+    "/docs/korvath.txt": "The Korvath bridge over the Senna river is 412 metres long. It was completed in 1897 by the "
+    "engineer Ilse Brandt.",
+    "/docs/freedonia.txt": "Freedonia is a small country in the Balkan hills. The capital of Freedonia is Marbury, a "
+    "city on the river Drava.",
+}
+
+
+@pytest.fixture(scope="module")
+def towns(embedder, answerer: ExtractiveAnswerer):
+    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in TOWNS.items()]
+
+    def _ask(question: str) -> Answer:
+        ans = answerer.answer(question, retrieve(embedder, chunks, question, k=2))
+        for c in ans.citations:
+            assert TOWNS[c.source][c.start : c.end] == c.text
+        return ans
+
+    return _ask
+
+
+def test_a_sentence_opening_with_a_pronoun_counts_the_words_of_the_sentence_before(towns) -> None:
+    ans = towns("When was the Korvath bridge completed?")
+    assert ans.short_answer == "1897"
+    assert ans.citations[0].text.startswith("It was completed in 1897")  # the quote stays the sentence itself
+
+
+def test_abstains_when_no_passage_names_what_the_question_names(towns) -> None:
+    assert towns("What is the capital of Atlantis?").abstained
+    assert towns("What is the capital of Freedonia?").short_answer == "Marbury"
+    assert not towns("what is the capital of freedonia?").abstained  # lower case names nothing: no such rule
+
+
+def test_question_names() -> None:
+    from rag.extractive import question_names
+
+    assert question_names("What is the capital of Atlantis?") == ["Atlantis"]
+    assert question_names("Who completed the Korvath bridge in the 1890s?") == ["Korvath"]
+    assert question_names("how long is it?") == []
+    assert question_names("Atlantis: where is it?") == []  # the first word is capitalised anyway
