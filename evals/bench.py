@@ -373,7 +373,8 @@ def method_notes() -> dict[str, str]:
                   "own chunks.",
         "quality": "recall@5 and MRR@10 of the supporting-paragraph titles (evals.metrics; positions are chunks, a "
                    "title found again lower down earns nothing). citeqa: retrieve(q, 5) and retrieve(q, 10) with its "
-                   "default (hybrid) settings, and with hybrid off (dense only). stock: similarity_search(q, 10).",
+                   "default (hybrid) settings, without the second retrieval round (--no-expand), and with hybrid "
+                   "off (dense only). stock: similarity_search(q, 10).",
         "cold_start": "wall time of a fresh process from start to exit after printing: `citeqa ask QUESTION` on the "
                       "HotpotQA collection for citeqa; `python -m evals.bench_stock ask` (load the embeddings, open "
                       "the Chroma store, similarity_search k=4, print) for stock. Median of the runs, systems "
@@ -477,6 +478,11 @@ def render_markdown(result: dict[str, Any]) -> str:
         "|" + "---|" * len(HEADERS),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(result)]
+    lines += ["", "## Retrieval on HotpotQA-100, by variant", "", "| system | variant | recall@5 | MRR@10 |",
+              "|---|---|---|---|"]
+    for s in SYSTEMS:
+        for variant, q in result["systems"][s]["quality"].items():
+            lines.append(f"| {s} | {variant} | {q['recall@5']} | {q['mrr@10']} |")
     lines += ["", "## Targets (issue 6)", "", "| target | citeqa minilm | citeqa minilm-int8 |", "|---|---|---|"]
     for a, b in zip(*(result["targets"][s] for s in SYSTEMS[1:]), strict=True):
         lines.append(f"| {a['target']} | {_met(a)} | {_met(b)} |")

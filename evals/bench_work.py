@@ -118,8 +118,9 @@ def task_ingest(spec: dict[str, Any]) -> dict[str, Any]:
         rss_ingest = peak_rss_mib()
         root = docs.resolve()
         dense = _citeqa(spec["data_dir"], HOTPOT_COLLECTION, spec["embedder"], embedder, hybrid=False)
+        one_round = _citeqa(spec["data_dir"], HOTPOT_COLLECTION, spec["embedder"], embedder, expand=False)
         quality = {}
-        for name, app in (("default", qa), ("dense_only", dense)):
+        for name, app in (("default", qa), ("no_second_round", one_round), ("dense_only", dense)):
 
             def top(q: str, k: int, app: Any = app) -> list[str]:
                 return [Path(h.chunk.source).relative_to(root).as_posix() for h in app.retrieve(q, k)]
