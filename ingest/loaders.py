@@ -3,18 +3,24 @@ says what to do; no parser exception escapes as a traceback.
 
 Text formats (.txt, .md, .markdown): ``Document.text`` is the decoded file itself, so offsets slice the file's
 text exactly. The one normalisation is ``\\r\\n`` -> ``\\n`` (Windows line ends); a BOM is not part of the text.
+A text file too big to hold at once is read as a `TextFile`: `scan_text_file` takes its hash and decides its
+encoding in one pass, `iter_text` then yields its text in windows, the same text `load_document` would give.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import logging
 import os
 import re
 import stat
+import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import FileError
@@ -49,7 +55,10 @@ _BOMS = (  # longest first: the UTF-32 LE BOM starts with the UTF-16 LE one
 _CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
 _NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL)
 _ASCII = bytes(range(128))
+_CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"  # the five bytes cp1252 leaves undefined (latin-1 maps them)
 _SNIFF = 1 << 16
+STREAM_WINDOW = 2 * 2**20  # bytes of a big .txt/.md file decoded and chunked at a time
+_BLOCK = 1 << 20  # bytes per read when only hashing / scanning
 
 
 def unsupported_reason(suffix: str) -> str:
@@ -84,32 +93,43 @@ def _mostly_non_ascii(sample: bytes) -> bool:
     return len(sample) >= 32 and len(sample.translate(None, _ASCII)) / len(sample) > 0.30
 
 
+_BINARY = "looks binary, not text: convert it to a text format first"
+_UNDECODABLE = "undecodable text (not UTF-8, not Western cp1252/latin-1): re-save it as UTF-8"
+
+
+def _bom_encoding(head: bytes) -> str | None:
+    return next((enc for bom, enc in _BOMS if head.startswith(bom)), None)
+
+
+def _invalid(enc: str, exc: UnicodeDecodeError) -> str:
+    return f"invalid {enc} text ({exc.reason}): re-save it as UTF-8"
+
+
 def decode_text(raw: bytes, name: str) -> str:
     """Decode text bytes: a BOM decides (UTF-8/16/32), else UTF-8, else cp1252 then latin-1 for legacy files."""
-    for bom, enc in _BOMS:
-        if raw.startswith(bom):
-            try:
-                text = raw.decode(enc)
-            except UnicodeDecodeError as exc:
-                raise FileError(name, f"invalid {enc} text ({exc.reason}): re-save it as UTF-8") from None
-            break
+    enc = _bom_encoding(raw)
+    if enc is not None:
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError as exc:
+            raise FileError(name, _invalid(enc, exc)) from None
     else:
         text = _decode_without_bom(raw, name)
     if "\x00" in text:
-        raise FileError(name, "looks binary, not text: convert it to a text format first")
+        raise FileError(name, _BINARY)
     return text
 
 
 def _decode_without_bom(raw: bytes, name: str) -> str:
     sample = raw[:_SNIFF]
     if _looks_binary(sample):
-        raise FileError(name, "looks binary, not text: convert it to a text format first")
+        raise FileError(name, _BINARY)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
     if _mostly_non_ascii(sample):
-        raise FileError(name, "undecodable text (not UTF-8, not Western cp1252/latin-1): re-save it as UTF-8")
+        raise FileError(name, _UNDECODABLE)
     try:
         return raw.decode("cp1252")
     except UnicodeDecodeError:  # cp1252 leaves five bytes undefined; latin-1 maps every byte
@@ -345,7 +365,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
-def _check_file(path: Path, suffix: str, max_bytes: int) -> None:
+def _over_limit(size: int | None, max_bytes: int) -> str:
+    """``size`` None: the file grew past the limit after its stat (it is not read to the end to measure it)."""
+    what = "over" if size is None else f"{_fmt_size(size)}, over"
+    return f"file is {what} the {_fmt_size(max_bytes)} limit; raise --max-file-mb"
+
+
+def check_file(path: Path, max_bytes: int) -> int:
+    """What ``stat`` alone can tell, before a byte is read (so a file over the limit is never read): that
+    ``path`` is a regular file of a supported type, not empty, at most ``max_bytes``. Returns its size."""
     name = str(path)
     try:
         st = path.stat()
@@ -355,27 +383,76 @@ def _check_file(path: Path, suffix: str, max_bytes: int) -> None:
         raise FileError(name, f"cannot read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
         raise FileError(name, "not a regular file")
+    suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise FileError(name, unsupported_reason(suffix))
     if st.st_size > max_bytes:
-        reason = f"file is {_fmt_size(st.st_size)}, over the {_fmt_size(max_bytes)} limit; raise --max-file-mb"
-        raise FileError(name, reason)
+        raise FileError(name, _over_limit(st.st_size, max_bytes))
     if st.st_size == 0:
         raise FileError(name, "empty file (no text)")
+    return st.st_size
 
 
-def _read(path: Path) -> bytes:
+def _open_error(path: Path, exc: OSError) -> FileError:
+    if isinstance(exc, PermissionError):
+        return FileError(str(path), "permission denied: make it readable (chmod +r)")
+    if isinstance(exc, IsADirectoryError):
+        return FileError(str(path), "not a regular file")
+    return FileError(str(path), f"cannot read ({exc.strerror or exc})")
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes (after `check_file`); FileError when unreadable or grown past the limit since."""
     try:
-        return path.read_bytes()
-    except PermissionError:
-        raise FileError(str(path), "permission denied: make it readable (chmod +r)") from None
-    except IsADirectoryError:
-        raise FileError(str(path), "not a regular file") from None
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            raw = fh.read(min(size, max_bytes) + 1)  # one byte more shows whether it is longer than it said
+            if len(raw) > size:
+                raw += fh.read(max_bytes + 1 - len(raw))
     except OSError as exc:
-        raise FileError(str(path), f"cannot read ({exc.strerror or exc})") from None
+        raise _open_error(path, exc) from None
+    if len(raw) > max_bytes:  # grew since the stat
+        raise FileError(str(path), _over_limit(None, max_bytes))
+    return raw
+
+
+@contextmanager
+def _parser_chatter_off() -> Iterator[None]:
+    """Parsers narrate what they repair ("EOF marker not found", bs4's markup warnings) on stderr, without a
+    file name; every failure becomes one FileError line instead, so their logging and warnings are muted."""
+    pypdf_log = logging.getLogger("pypdf")
+    level = pypdf_log.level
+    pypdf_log.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        pypdf_log.setLevel(level)
+
+
+def hash_file(path: Path, max_bytes: int) -> str:
+    """The sha256 of a file, read a block at a time (to tell whether a big file changed without holding it)."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(_BLOCK):
+                size += len(block)
+                if size > max_bytes:
+                    raise FileError(str(path), _over_limit(None, max_bytes))
+                h.update(block)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    return h.hexdigest()
 
 
 def _extract(raw: bytes, name: str, suffix: str, max_bytes: int) -> tuple[str, tuple[PageSpan, ...]]:
+    with _parser_chatter_off():
+        return _extract_text(raw, name, suffix, max_bytes)
+
+
+def _extract_text(raw: bytes, name: str, suffix: str, max_bytes: int) -> tuple[str, tuple[PageSpan, ...]]:
     try:
         if suffix in TEXT_SUFFIXES:
             return _load_text(raw, name), ()
@@ -394,6 +471,17 @@ def _extract(raw: bytes, name: str, suffix: str, max_bytes: int) -> tuple[str, t
         raise FileError(name, f"cannot extract text ({_describe(exc)})") from None
 
 
+def document_from_bytes(path: Path, raw: bytes, digest: str, max_bytes: int = 200 * 2**20) -> Document:
+    """Extract the text of ``path`` from its bytes ``raw`` (``digest``: their sha256, which the caller has
+    already taken to tell whether the file changed, so a file is read and hashed once)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    text, pages = _extract(raw, str(path), suffix, max_bytes)
+    if not text.strip():
+        raise FileError(str(path), "no text (empty or whitespace only)")
+    return Document(source=str(path.resolve()), text=text, content_hash=digest, pages=pages, mime=_MIME[suffix])
+
+
 def load_document(path: Path, max_bytes: int = 200 * 2**20) -> Document:
     """Extract the text of ``path``. Raises FileError (path + reason) for anything that cannot be ingested.
 
@@ -401,18 +489,133 @@ def load_document(path: Path, max_bytes: int = 200 * 2**20) -> Document:
     a writer), and a big file is never held twice.
     """
     path = Path(path)
+    check_file(path, max_bytes)
+    raw = read_file(path, max_bytes)
+    return document_from_bytes(path, raw, hashlib.sha256(raw).hexdigest(), max_bytes)
+
+
+# -------------------------------------------------------------------------------------- streamed text files
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """A .txt/.md file to read in windows: its hash and the encoding that decodes the whole of it."""
+
+    path: Path
+    source: str  # absolute, resolved
+    content_hash: str
+    size: int
+    encoding: str
+    mime: str
+
+
+class _EncodingScan:
+    """Decides, block by block, the encoding `decode_text` would choose for the whole file (or its error)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bom: str | None = None
+        self.sample = b""
+        self.started = False
+        self.utf8_ok = True
+        self.cp1252_ok = True
+        self.nul = False
+        self._dec: codecs.IncrementalDecoder | None = None
+
+    def feed(self, block: bytes, final: bool = False) -> None:
+        if not self.started:
+            self.started = True
+            self.bom = _bom_encoding(block)
+            self.sample = block[:_SNIFF]
+            if self.bom is None and _looks_binary(self.sample):
+                raise FileError(self.name, _BINARY)
+            self._dec = codecs.getincrementaldecoder(self.bom or "utf-8")("strict")
+        if self.bom is not None:
+            try:
+                self.nul = "\x00" in self._dec.decode(block, final) or self.nul  # type: ignore[union-attr]
+            except UnicodeDecodeError as exc:
+                raise FileError(self.name, _invalid(self.bom, exc)) from None
+            return
+        self.nul = self.nul or b"\x00" in block
+        if self.utf8_ok:
+            try:
+                self._dec.decode(block, final)  # type: ignore[union-attr]
+            except UnicodeDecodeError:
+                self.utf8_ok = False
+        if self.cp1252_ok and block.translate(None, _CP1252_UNDEFINED) != block:
+            self.cp1252_ok = False
+
+    def encoding(self) -> str:
+        """The encoding, or the FileError, in the order `decode_text` finds them."""
+        if self.bom is None and not self.utf8_ok and _mostly_non_ascii(self.sample):
+            raise FileError(self.name, _UNDECODABLE)
+        if self.nul:
+            raise FileError(self.name, _BINARY)
+        if self.bom is not None:
+            return self.bom
+        if self.utf8_ok:
+            return "utf-8"
+        return "cp1252" if self.cp1252_ok else "latin-1"
+
+
+def scan_text_file(path: Path, max_bytes: int) -> TextFile:
+    """One pass over a text file (after `check_file`): its sha256 and the encoding `load_document` would use,
+    or the FileError it would raise (binary, undecodable). Memory stays at one block whatever the size."""
+    path = Path(path)
     name = str(path)
-    suffix = path.suffix.lower()
-    _check_file(path, suffix, max_bytes)
-    raw = _read(path)
-    if len(raw) > max_bytes:  # grew since the stat
-        raise FileError(name, f"file is over the {_fmt_size(max_bytes)} limit; raise --max-file-mb")
-    digest = hashlib.sha256(raw).hexdigest()
-    text, pages = _extract(raw, name, suffix, max_bytes)
-    del raw
-    if not text.strip():
+    scan = _EncodingScan(name)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(_BLOCK):
+                size += len(block)
+                if size > max_bytes:
+                    raise FileError(name, _over_limit(None, max_bytes))
+                h.update(block)
+                scan.feed(block)
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    scan.feed(b"", final=True)
+    if size == 0:
+        raise FileError(name, "empty file (no text)")
+    return TextFile(path, str(path.resolve()), h.hexdigest(), size, scan.encoding(), _MIME[path.suffix.lower()])
+
+
+def iter_text(tf: TextFile, window_bytes: int = STREAM_WINDOW) -> Iterator[str]:
+    """The text of ``tf`` (exactly `load_document`'s ``Document.text``) as consecutive pieces decoded from
+    ``window_bytes`` of the file each. A character split between windows, or a ``\\r\\n`` split between them,
+    comes out whole. Raises FileError when the file changed since the scan, or holds no text."""
+    name = str(tf.path)
+    dec = codecs.getincrementaldecoder(tf.encoding)("strict")
+    h = hashlib.sha256()
+    cr = False  # a "\r" held back: it may be the first half of "\r\n"
+    any_text = False
+    try:
+        with tf.path.open("rb") as fh:
+            while True:
+                block = fh.read(window_bytes)
+                h.update(block)
+                text = dec.decode(block, final=not block)
+                if cr:
+                    text = "\r" + text
+                cr = bool(block) and text.endswith("\r")
+                if cr:
+                    text = text[:-1]
+                text = text.replace("\r\n", "\n")
+                any_text = any_text or (bool(text) and not text.isspace())
+                if text:
+                    yield text
+                if not block:
+                    break
+    except OSError as exc:
+        raise _open_error(tf.path, exc) from None
+    except UnicodeDecodeError:  # the scan decoded all of it: the file changed in between
+        raise FileError(name, "changed while being read: run the ingest again") from None
+    if h.hexdigest() != tf.content_hash:
+        raise FileError(name, "changed while being read: run the ingest again")
+    if not any_text:
         raise FileError(name, "no text (empty or whitespace only)")
-    return Document(source=str(path.resolve()), text=text, content_hash=digest, pages=pages, mime=_MIME[suffix])
 
 
 # ----------------------------------------------------------------------------------------- iter_input_files

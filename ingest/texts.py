@@ -6,9 +6,15 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _discard(_: str) -> None:
+    return None
 
 
 class TextStore:
@@ -21,14 +27,23 @@ class TextStore:
         return self.directory / f"{content_hash}.txt"
 
     def save(self, content_hash: str, text: str) -> None:
+        with self.writer(content_hash) as write:
+            write(text)
+
+    @contextmanager
+    def writer(self, content_hash: str) -> Iterator[Callable[[str], object]]:
+        """Write a text in pieces (a big file's text is never held whole): yields a ``write(piece)`` function.
+        The text appears under its hash only when the block ends without an exception; until then it is a
+        temp file, removed on failure. A text already stored is not written again."""
         path = self._path(content_hash)
         if path.exists():
+            yield _discard
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".text-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
+                yield fh.write
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -36,9 +51,11 @@ class TextStore:
 
     def load(self, content_hash: str) -> str | None:
         path = self._path(content_hash)
-        if not path.exists():
+        try:
+            with path.open(encoding="utf-8", newline="") as fh:  # newline="": a "\r" in the text stays one
+                return fh.read()
+        except FileNotFoundError:
             return None
-        return path.read_text(encoding="utf-8")
 
     def discard_unused(self, keep: set[str]) -> None:
         if not self.directory.exists():
@@ -46,3 +63,5 @@ class TextStore:
         for p in self.directory.glob("*.txt"):
             if p.stem not in keep:
                 p.unlink(missing_ok=True)
+        for p in self.directory.glob(".text-*"):  # temp files of a crashed write
+            p.unlink(missing_ok=True)

@@ -58,7 +58,7 @@ def test_every_metric_for_every_system(quick: tuple[dict, Path]) -> None:
             lat = s["latency"][str(n)]
             assert lat["chunks"] == n and lat["queries"] == result["config"]["queries"]
             assert set(lat["retrieve"]) == set(lat["answer"]) == {"p50_ms", "p95_ms"}
-    assert set(result["systems"]["citeqa-minilm"]["quality"]) == {"default", "dense_only"}
+    assert set(result["systems"]["citeqa-minilm"]["quality"]) == {"default", "no_second_round", "dense_only"}
 
 
 def test_ratios_targets_and_the_int8_decision(quick: tuple[dict, Path]) -> None:

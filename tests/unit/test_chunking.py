@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import chunk_document, default_count_tokens
+from ingest.chunking import chunk_document, chunk_stream, default_count_tokens
 from rag.sentences import split_sentences
 from rag.types import Chunk, Document, PageSpan
 
@@ -192,3 +192,73 @@ def test_vostok_article(vostok_dir: Path) -> None:
     needle = "China has sent more than 2,000 troops"
     assert any(needle in c.text for c in chunks)
     assert doc.text[chunks[0].start :].startswith(doc.text.strip()[:20])
+
+
+# ------------------------------------------------------------------------------------------------ streaming
+
+
+def pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def stream(doc: Document, size: int, **kwargs: int) -> list[Chunk]:
+    return list(chunk_stream(pieces(doc.text, size), doc.source, doc.content_hash, **kwargs))
+
+
+@pytest.mark.parametrize("size", [1, 97, 1000, 6000, 10**6])
+def test_stream_gives_exactly_the_chunks_of_the_whole_text(size: int) -> None:
+    """Windows are cut where a blank line ends and packing carries over: same chunks, same ids, any window."""
+    doc = make_doc(article(8))
+    assert chunk_document(doc, 64, 16) == stream(doc, size, max_tokens=64, overlap_tokens=16)
+    assert chunk_document(doc) == stream(doc, size)
+
+
+def test_stream_matches_on_awkward_whitespace_and_markdown() -> None:
+    words = lambda texts: [max(1, len(t.split())) for t in texts]  # noqa: E731
+    seps = ["\n\n", "\n \t\n", "\n\n\n", "\n", " ", "\n# Head\n", "\n- a\n- b\n", "\n| x | y |\n", "\n> q\n"]
+    parts = []
+    for i in range(400):
+        parts.append(" ".join(f"w{i}x{j}" for j in range(i % 37 + 1)) + (". Dr. Who? Yes!" if i % 3 else ""))
+        parts.append(seps[i % len(seps)])
+    doc = make_doc("  \n\n" + "".join(parts))
+    whole = chunk_document(doc, 20, 5, count_tokens=words)
+    for size in (3, 50, 777):
+        assert stream(doc, size, max_tokens=20, overlap_tokens=5, count_tokens=words) == whole
+
+
+def test_stream_of_text_without_blank_lines_keeps_offsets_exact() -> None:
+    """A log (no blank line) and one huge line: windows are cut at a line break, else at a space, else inside
+    a word; chunks may differ from the whole-text ones there, but they slice back and cover everything."""
+    log = "\n".join(f"2024-05-01 12:{i % 60:02d} worker {i} finished job {i * 7} in {i % 13} ms" for i in range(800))
+    line = " ".join(f"word{i}" for i in range(4000))
+    blob = "Start. " + "x" * 9000 + " End."
+    for text in (log, line, blob):
+        doc = make_doc(text)
+        chunks = stream(doc, 500, max_tokens=48, overlap_tokens=8, hold=1200)
+        assert_exact(doc, chunks)
+        assert max(default_count_tokens([c.text for c in chunks])) <= 48
+        covered = [False] * len(text)
+        for c in chunks:
+            covered[c.start : c.end] = [True] * (c.end - c.start)
+        assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+        assert [c.start for c in chunks] == sorted(c.start for c in chunks)
+
+
+def test_stream_of_nothing() -> None:
+    assert list(chunk_stream([], "/x.txt", "0" * 64)) == []
+    assert list(chunk_stream(["  \n", "\n\n  "], "/x.txt", "0" * 64)) == []
+
+
+def test_chunks_do_not_span_long_runs_of_whitespace() -> None:
+    """Two sentences 1 MB of padding apart are two chunks, whole text or streamed: a chunk never carries (nor
+    makes the stream hold) the padding."""
+    doc = make_doc("First sentence here." + " \n" * 500_000 + "Second sentence there.")
+    whole = chunk_document(doc)
+    assert [c.text for c in whole] == ["First sentence here.", "Second sentence there."]
+    assert stream(doc, 4096) == whole
+    near = make_doc("First sentence here." + " " * 300 + "Second sentence there.")
+    assert len(chunk_document(near)) == 1
+    gaps = [3, 999, 1000, 1001, 5000, 2, 70_000]
+    mixed = make_doc("".join(PARAGRAPHS[i % len(PARAGRAPHS)] + " " * g for i, g in enumerate(gaps * 3)))
+    for size in (777, 10**6):
+        assert stream(mixed, size, max_tokens=64, overlap_tokens=16) == chunk_document(mixed, 64, 16)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingest import loaders
-from ingest.loaders import SUPPORTED_SUFFIXES, iter_input_files, load_document
+from ingest.loaders import SUPPORTED_SUFFIXES, iter_input_files, iter_text, load_document, scan_text_file
 from rag.errors import FileError
 
 PAGES = [
@@ -300,13 +300,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_unreadable_file_via_os_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What root cannot see: a file that stat() accepts but open() refuses (also for the streamed reader)."""
     path = write(tmp_path / "secret.txt", "hidden")
 
-    def deny(self: Path) -> bytes:
+    def deny(self: Path, *args: object, **kwargs: object) -> object:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
-    assert "permission denied" in failure(path)
+    monkeypatch.setattr(Path, "open", deny)
+    assert failure(path) == "permission denied: make it readable (chmod +r)"
+    with pytest.raises(FileError, match="permission denied"):
+        scan_text_file(path, 2**20)
 
 
 def test_truncated_pdf(tmp_path: Path) -> None:
@@ -509,3 +512,83 @@ def test_content_hash_matches_streamed_hash(tmp_path: Path) -> None:
 def test_unusual_file_name(tmp_path: Path) -> None:
     path = write(tmp_path / "name with spaces ü.txt", "Unicode name.")
     assert load_document(path).source == str(path.resolve())
+
+
+# ------------------------------------------------------------------------------------------ streamed text
+
+
+def streamed(path: Path, window: int) -> str:
+    """What the runner reads of a big text file: scan once, then the text in windows."""
+    tf = scan_text_file(path, 2**30)
+    assert tf.content_hash == hashlib.sha256(path.read_bytes()).hexdigest() and tf.size == path.stat().st_size
+    return "".join(iter_text(tf, window))
+
+
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("utf8.txt", "naïve café — 東京 🙂 end\n".encode() * 50),
+        ("utf8-bom.md", b"\xef\xbb\xbf" + "# Titel\n\nÄrger über Öl.\n".encode() * 40),
+        ("utf16.txt", "Grüße aus Köln.\r\nZweite Zeile 🙂.\r\n".encode("utf-16") * 1),
+        ("utf16be.txt", b"\xfe\xff" + "Hello\r\nWorld 東京\r\n".encode("utf-16-be") * 30),
+        ("utf32.txt", "Wide text ß 🙂\r\n".encode("utf-32")),
+        ("late-latin1.txt", b"Only ASCII here. " * 8000 + "Café crème at the end.".encode("latin-1")),
+        ("cp1252-undefined.txt", b"Plain text. " * 20 + b"Odd byte \x81 and \xe9t\xe9."),
+        ("crlf.txt", b"one\r\ntwo\r\r\nthree\rfour\r\n" * 30 + b"last\r"),
+    ],
+)
+@pytest.mark.parametrize("window", [1, 2, 3, 7, 4096])
+def test_streamed_text_is_the_loaded_text(tmp_path: Path, name: str, raw: bytes, window: int) -> None:
+    """Characters and \\r\\n split across windows come out whole; the encoding is chosen for the whole file
+    (a Latin-1 byte after the first 100 KB still makes it cp1252), exactly as load_document decodes it."""
+    path = write(tmp_path / name, raw)
+    assert streamed(path, window) == load_document(path).text
+
+
+def test_late_invalid_byte_picks_latin1_for_the_whole_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "late.txt", b"Ascii text. " * 20000 + "Noël.".encode("latin-1"))
+    assert scan_text_file(path, 2**30).encoding == "cp1252"
+    assert streamed(path, 65536).endswith("Noël.")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Looks like text. " * 10000 + b"\x00\x01\x02 binary tail",  # NUL past the sniffed prefix
+        bytes(range(256)) * 100,  # binary from the start
+        "Καλημέρα κόσμε, αυτό είναι ελληνικό κείμενο. ".encode("cp1253") * 50,  # not Western
+        b"\xff\xfe" + "ok".encode("utf-16-le") + b"\x00\xd8",  # a broken UTF-16 surrogate after the BOM
+        b"   \n\t\r\n  " * 1000,  # whitespace only
+    ],
+)
+def test_streamed_errors_are_the_loaded_errors(tmp_path: Path, raw: bytes) -> None:
+    path = write(tmp_path / "bad.txt", raw)
+    reason = failure(path)
+    with pytest.raises(FileError) as info:
+        streamed(path, 1000)
+    assert info.value.reason == reason and info.value.path == str(path)
+
+
+def test_file_changed_between_scan_and_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "moving.txt", "First version of the text.\n" * 100)
+    tf = scan_text_file(path, 2**30)
+    write(path, "Second version of the text!\n" * 100)
+    with pytest.raises(FileError, match="changed while being read"):
+        "".join(iter_text(tf, 512))
+
+
+def test_scan_stops_at_the_limit_when_the_file_grew(tmp_path: Path) -> None:
+    path = write(tmp_path / "growing.txt", "x " * 5000)
+    with pytest.raises(FileError, match="over the 4.0 KB limit; raise --max-file-mb"):
+        scan_text_file(path, 4096)
+
+
+def test_file_that_grew_past_the_limit_after_its_stat(tmp_path: Path) -> None:
+    path = write(tmp_path / "log.txt", "line\n" * 100)
+    assert loaders.check_file(path, 1000) == 500
+    write(path, "line\n" * 300)  # a writer appends before the read
+    with pytest.raises(FileError, match=r"^.*: file is over the 1000 bytes limit; raise --max-file-mb$"):
+        loaders.read_file(path, 1000)
+    assert loaders.read_file(path, 2000) == b"line\n" * 300
