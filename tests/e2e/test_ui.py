@@ -388,8 +388,11 @@ def test_generative_backend_streams_token_by_token(page, server: Server) -> None
         page.locator("#cq-settings").get_by_text("Answer settings").click()
         page.fill("#cq-llm textarea", f"ollama:tiny-llm@{host_port}")
         page.click("#cq-save-settings")
-        page.wait_for_function("document.querySelector('#cq-settings-msg').innerText.includes('Saved')")
-        page.wait_for_function("document.querySelector('#cq-status').innerText.includes('ollama:tiny-llm')")
+        # this save's own message (an earlier test's "Saved ..." may still be on the page), then the header
+        page.wait_for_function("document.querySelector('#cq-settings-msg').innerText.includes('tiny-llm')",
+                               timeout=90_000)
+        page.wait_for_function("document.querySelector('#cq-status').innerText.includes('ollama:tiny-llm')",
+                               timeout=90_000)
         page.evaluate(
             """() => {
                 window.__lengths = new Set();
