@@ -170,6 +170,7 @@ class Bench:
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         load_start = _loadavg()
+        cpu_start = cpu_seconds()
         docs, suite, questions = self.import_hotpotqa()
         pool_path = str(self.work / "pool.npz")
         pool = self.worker("pool", "pool", docs=str(docs), pool=pool_path)
@@ -216,7 +217,7 @@ class Bench:
             "quick": cfg.quick,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(time.perf_counter() - self.started, 1),
-            "machine": machine(load_start),
+            "machine": machine(load_start, cpu_start),
             "config": {**asdict(cfg), "hotpotqa": str(self.hotpotqa), "documents": systems[STOCK]["ingest"]
                        ["documents"], "characters": systems[STOCK]["ingest"]["characters"],
                        "questions": len(questions), "default_embedder": default_embedder()},
@@ -403,6 +404,30 @@ def default_embedder() -> str:
     return str(Settings.model_fields["embedder"].default)
 
 
+def cpu_seconds() -> dict[str, float] | None:
+    """CPU seconds used so far by the whole machine (/proc/stat) and by this process and its finished children."""
+    import resource
+
+    try:
+        fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        tick = float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+    busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)  # all but idle and iowait
+    own = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return {"machine": busy / tick, "own": own, "wall": time.perf_counter()}
+
+
+def other_cpu_share(start: dict[str, float] | None, end: dict[str, float] | None) -> float | None:
+    """The share of the machine's CPU time that processes other than the bench used while it ran."""
+    if not start or not end:
+        return None
+    wall = end["wall"] - start["wall"]
+    other = (end["machine"] - start["machine"]) - (end["own"] - start["own"])
+    return round(max(0.0, other) / (wall * (os.cpu_count() or 1)), 3) if wall > 0 else None
+
+
 def _loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -410,7 +435,7 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def machine(load_start: list[float] | None) -> dict[str, Any]:
+def machine(load_start: list[float] | None, cpu_start: dict[str, float] | None = None) -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -428,11 +453,16 @@ def machine(load_start: list[float] | None) -> dict[str, Any]:
 
     load_end = _loadavg()
     cpus = os.cpu_count() or 1
-    # other work on the machine (a 1-minute load average over half the cores, beyond the bench's own process)
-    busy = any(la is not None and la[0] > 0.5 * cpus + 1 for la in (load_start, load_end))
+    # Other work on the machine: the CPU time that processes other than the bench and its workers used while it
+    # ran (the load average would count the bench's own parallel steps). Without /proc/stat: the load averages.
+    other = other_cpu_share(cpu_start, cpu_seconds())
+    if other is not None:
+        busy = other > 0.1
+    else:
+        busy = any(la is not None and la[0] > 0.5 * cpus + 1 for la in (load_start, load_end))
     return {"cpus": cpus, "cpu": cpu, "memory_gib": mem, "platform": platform.platform(terse=True),
             "python": platform.python_version(), "load_average_start": load_start, "load_average_end": load_end,
-            "busy": busy, "versions": versions()}
+            "other_cpu_share": other, "busy": busy, "versions": versions()}
 
 
 # -- output ----------------------------------------------------------------------------------------------------
@@ -469,7 +499,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         f"{result['finished_at']}, {mach['cpus']} CPUs ({mach['cpu']}), {mach['memory_gib']} GiB, "
         f"{mach['platform']}; load average at start {mach['load_average_start']}, at end "
-        f"{mach['load_average_end']}{BUSY_NOTE if mach['busy'] else ''}"
+        f"{mach['load_average_end']}; CPU share used by other processes while it ran: "
+        f"{mach.get('other_cpu_share')}{BUSY_NOTE if mach['busy'] else ''}"
         f"; {result['seconds']:.0f} s in all. HotpotQA: {result['config']['documents']} "
         f"documents, {result['config']['characters']:,} characters, {result['config']['questions']} questions. "
         f"Default embedder: {result['config']['default_embedder']}.",
