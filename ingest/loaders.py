@@ -18,7 +18,7 @@ import re
 import stat
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -431,8 +431,9 @@ def _parser_chatter_off() -> Iterator[None]:
         pypdf_log.setLevel(level)
 
 
-def hash_file(path: Path, max_bytes: int) -> str:
-    """The sha256 of a file, read a block at a time (to tell whether a big file changed without holding it)."""
+def _hash_blocks(path: Path, max_bytes: int, *feeds: Callable[[bytes], object]) -> tuple[str, int]:
+    """(sha256, size) of a file read a block at a time, each block also given to ``feeds``; FileError when it
+    is over ``max_bytes`` or cannot be read. Memory stays at one block whatever the size."""
     h = hashlib.sha256()
     size = 0
     try:
@@ -442,9 +443,16 @@ def hash_file(path: Path, max_bytes: int) -> str:
                 if size > max_bytes:
                     raise FileError(str(path), _over_limit(None, max_bytes))
                 h.update(block)
+                for feed in feeds:
+                    feed(block)
     except OSError as exc:
         raise _open_error(path, exc) from None
-    return h.hexdigest()
+    return h.hexdigest(), size
+
+
+def hash_file(path: Path, max_bytes: int) -> str:
+    """The sha256 of a file, read a block at a time (to tell whether a big file changed without holding it)."""
+    return _hash_blocks(path, max_bytes)[0]
 
 
 def _extract(raw: bytes, name: str, suffix: str, max_bytes: int) -> tuple[str, tuple[PageSpan, ...]]:
@@ -564,22 +572,11 @@ def scan_text_file(path: Path, max_bytes: int) -> TextFile:
     path = Path(path)
     name = str(path)
     scan = _EncodingScan(name)
-    h = hashlib.sha256()
-    size = 0
-    try:
-        with path.open("rb") as fh:
-            while block := fh.read(_BLOCK):
-                size += len(block)
-                if size > max_bytes:
-                    raise FileError(name, _over_limit(None, max_bytes))
-                h.update(block)
-                scan.feed(block)
-    except OSError as exc:
-        raise _open_error(path, exc) from None
+    digest, size = _hash_blocks(path, max_bytes, scan.feed)
     scan.feed(b"", final=True)
     if size == 0:
         raise FileError(name, "empty file (no text)")
-    return TextFile(path, str(path.resolve()), h.hexdigest(), size, scan.encoding(), _MIME[path.suffix.lower()])
+    return TextFile(path, str(path.resolve()), digest, size, scan.encoding(), _MIME[path.suffix.lower()])
 
 
 def iter_text(tf: TextFile, window_bytes: int = STREAM_WINDOW) -> Iterator[str]:

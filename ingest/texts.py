@@ -49,6 +49,13 @@ class TextStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def size(self, content_hash: str) -> int | None:
+        """Bytes of a stored text on disk, or None when it is not stored."""
+        try:
+            return self._path(content_hash).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def load(self, content_hash: str) -> str | None:
         path = self._path(content_hash)
         try:

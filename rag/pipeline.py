@@ -205,11 +205,16 @@ class Citeqa:
             for e in sorted(manifest.files.values(), key=lambda e: e.source)
         ]
 
-    def document_text(self, source: str) -> str:
-        """The extracted text of an ingested file (offsets of citations point into it)."""
+    def document_text(self, source: str, max_bytes: int | None = None) -> str | None:
+        """The extracted text of an ingested file (offsets of citations point into it). With ``max_bytes``, None
+        when the stored text is bigger than that (a 200 MB log is not loaded to show 300 characters of it)."""
         from ingest.manifest import Manifest
 
         entry = Manifest.load(self.manifest_path).files.get(source)
+        if entry and max_bytes is not None:
+            size = self.texts.size(entry.content_hash)
+            if size is not None and size > max_bytes:
+                return None
         text = self.texts.load(entry.content_hash) if entry else None
         if text is None:
             raise NotFoundError(f"{source} is not in collection '{self.settings.collection}'")

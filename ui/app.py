@@ -39,6 +39,7 @@ log = logging.getLogger("citeqa.ui")
 STATIC = Path(__file__).parent / "static"
 HISTORY_TURNS = 6  # exchanges a follow-up question sees
 ASKS_AT_ONCE = 4  # questions answered in parallel (all sessions and the API together)
+CONTEXT_MAX_BYTES = 32 * 2**20  # bigger documents show a cited span without its surrounding text (not loaded)
 # local fonts only: no request to a font CDN (the UI works offline and tells no one it was opened)
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "DejaVu Sans",
                 "Helvetica Neue", "Arial", "sans-serif")
@@ -89,20 +90,21 @@ class ChatUI:
         qa = self.engine.qa(collection)
 
         def load(source: str) -> str | None:
-            try:
-                return qa.document_text(source)
+            try:  # a huge document shows its cited span without context rather than load it whole
+                return qa.document_text(source, max_bytes=CONTEXT_MAX_BYTES)
             except CiteqaError:
                 return None
 
         return load
 
-    def header(self, sess: Session) -> str:
+    def header(self, sess: Session, live: bool = True) -> str:
         return library.header_html(
             collection=sess.collection,
             documents=len(self.engine.qa(sess.collection).sources()),
             llm=sess.llm,
             k=sess.k,
             hybrid=sess.hybrid,
+            live=live,
         )
 
     def sources_for(self, sess: Session, turn: int | None, active: int | None = None) -> str:
@@ -275,7 +277,7 @@ def build_app(settings: Settings, *, factory: Any = None) -> gr.Blocks:
                 "documents. Every claim cites the exact passage.</span></div>",
                 elem_id="cq-brand",
             )
-            header = gr.HTML(ui.header(start), elem_id="cq-status")
+            header = gr.HTML(ui.header(start, live=False), elem_id="cq-status")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):

@@ -21,10 +21,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("citeqa.ui")
 
 
-def header_html(*, collection: str, documents: int, llm: str, k: int, hybrid: bool) -> str:
+def header_html(*, collection: str, documents: int, llm: str, k: int, hybrid: bool, live: bool = True) -> str:
+    """The status line; ``live`` is False only for the copy rendered into the page before the session's first
+    refresh (``data-live`` tells scripts and tests that the page has caught up with its session)."""
     docs = f"{documents} document{'s' if documents != 1 else ''}"
     return (
-        '<div class="cq-status">'
+        f'<div class="cq-status"{" data-live" if live else ""}>'
         f'<span class="cq-pill" title="the collection questions are answered from">Collection '
         f'<b id="cq-collection-name">{html.escape(collection)}</b> · {docs}</span>'
         f'<span class="cq-pill" title="the answer backend">Backend <b id="cq-backend-name">{html.escape(llm)}</b>'

@@ -115,7 +115,8 @@ def open_page(browser, server: Server, width: int = 1400, height: int = 900):  #
     page.set_default_timeout(60_000)
     page.goto(server.url, wait_until="load")
     page.wait_for_selector("#cq-chat")
-    page.wait_for_selector("#cq-status .cq-status")
+    # the page's load event has refreshed the status from the session: a later event's output is not overwritten
+    page.wait_for_selector("#cq-status .cq-status[data-live]")
     return page
 
 

@@ -31,7 +31,7 @@ class ScriptedCiteqa:
     def sources(self) -> list[SourceInfo]:
         return [SourceInfo(SOURCE, 3, "0" * 64, len(DOC), 1_700_000_000.0, 0)]
 
-    def document_text(self, source: str) -> str:
+    def document_text(self, source: str, max_bytes: int | None = None) -> str:
         if source != SOURCE:
             raise NotFoundError(f"{source} is not in collection '{self.settings.collection}'")
         return DOC

@@ -75,6 +75,29 @@ def watch_streaming(page) -> None:
     )
 
 
+def save_settings(page, expect: str, *, k: int | None = None, llm: str | None = None,
+                  hybrid: bool | None = None) -> None:
+    """Fill the answer settings and save until the confirmation names ``expect``. A page event still running
+    from the page's load can reset the form under the test's typing (seen once under load): then fill again."""
+    for _ in range(3):
+        if k is not None:
+            page.fill("#cq-k input", str(k))
+        if llm is not None:
+            page.fill("#cq-llm textarea", llm)
+        if hybrid is not None:
+            page.locator("#cq-hybrid input").set_checked(hybrid)
+        page.click("#cq-save-settings")
+        try:
+            page.wait_for_function(
+                f"document.querySelector('#cq-settings-msg').innerText.includes({json.dumps(expect)})",
+                timeout=20_000,
+            )
+            return
+        except Exception:  # playwright's TimeoutError: the form was reset before the click
+            continue
+    raise AssertionError(f"settings never saved as {expect!r}: {page.inner_text('#cq-settings-msg')!r}")
+
+
 def ask(page, question: str, n: int) -> str:
     """Ask and wait for the n-th assistant message to be final; returns its text."""
     page.fill("#cq-question textarea", question)
@@ -285,9 +308,7 @@ def test_settings_are_validated_and_kept_per_session(page, server: Server) -> No
     page.click("#cq-save-settings")
     page.wait_for_function("document.querySelector('#cq-settings-msg').innerText.includes('Answer backend')")
     assert "extractive, llamacpp" in page.inner_text("#cq-settings-msg")
-    page.fill("#cq-llm textarea", "extractive")
-    page.locator("#cq-hybrid input").uncheck()
-    page.click("#cq-save-settings")
+    save_settings(page, "k 3, hybrid off, backend extractive", k=3, llm="extractive", hybrid=False)
     page.wait_for_function("document.querySelector('#cq-status').innerText.includes('k 3 · hybrid off')")
     answer = ask(page, QUESTION, 1)
     assert "troops" in answer and "Could not answer" not in answer
@@ -386,13 +407,8 @@ def test_generative_backend_streams_token_by_token(page, server: Server) -> None
         host_port = ollama.url.split("//", 1)[1].rstrip("/")
         chat_tab(page)
         page.locator("#cq-settings").get_by_text("Answer settings").click()
-        page.fill("#cq-llm textarea", f"ollama:tiny-llm@{host_port}")
-        page.click("#cq-save-settings")
-        # this save's own message (an earlier test's "Saved ..." may still be on the page), then the header
-        page.wait_for_function("document.querySelector('#cq-settings-msg').innerText.includes('tiny-llm')",
-                               timeout=90_000)
-        page.wait_for_function("document.querySelector('#cq-status').innerText.includes('ollama:tiny-llm')",
-                               timeout=90_000)
+        save_settings(page, f"backend ollama:tiny-llm@{host_port}", llm=f"ollama:tiny-llm@{host_port}")
+        page.wait_for_function("document.querySelector('#cq-status').innerText.includes('ollama:tiny-llm')")
         page.evaluate(
             """() => {
                 window.__lengths = new Set();

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from gradio_client.exceptions import AppError
 
 from rag.pipeline import MAX_QUESTION_CHARS, Citeqa, QuestionError
 from rag.settings import load_settings
+from tests.integration.chroma_server import free_port
 from ui.app import start
 
 pytestmark = pytest.mark.integration
@@ -115,10 +115,6 @@ def test_cli_nul_byte_cannot_reach_the_command_and_the_good_question_still_works
 
 
 # -- the UI's API --------------------------------------------------------------------------------------------------
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_api_handles_bad_questions_and_keeps_serving(embedder, tmp_path: Path) -> None:
@@ -128,7 +124,7 @@ def test_api_handles_bad_questions_and_keeps_serving(embedder, tmp_path: Path) -
     qa = Citeqa(settings, embedder=embedder)
     assert qa.ingest([_write_docs(tmp_path / "docs")], progress=False).ok
     assert qa.ask(NUL) is not None  # in process too: a NUL byte is just a character
-    app, url = start(settings, "127.0.0.1", _port(), factory=lambda s, **kw: Citeqa(s, embedder=embedder))
+    app, url = start(settings, "127.0.0.1", free_port(), factory=lambda s, **kw: Citeqa(s, embedder=embedder))
     try:
         client = Client(url, verbose=False)
         for name, question, error in REFUSED:

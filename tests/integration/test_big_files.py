@@ -140,6 +140,9 @@ def test_streamed_ingest_builds_the_whole_file_collection_and_answers(qa: Citeqa
     assert sorted(qa.store.ids_for_source(source)) == sorted(entry.chunk_ids)
     assert qa.store.count() == len(qa.bm25) == sum(i.chunks for i in qa.sources())
     assert qa.document_text(source) == text and entry.chars == len(text) and entry.size == len(text)
+    # the UI asks with a size cap: a text over it is not loaded (its spans are shown without context)
+    assert qa.document_text(source, max_bytes=len(text) - 1) is None
+    assert qa.document_text(source, max_bytes=len(text)) == text
 
     ans = qa.ask("How many ships did the lighthouse keeper at Point Ardent log?")
     assert ans.short_answer and "4,812" in ans.short_answer

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.chroma_server import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,12 +95,6 @@ def env_for(data: Path) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

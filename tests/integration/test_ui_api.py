@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +13,7 @@ from gradio_client.exceptions import AppError
 
 from rag.pipeline import Citeqa
 from rag.settings import load_settings
+from tests.integration.chroma_server import free_port
 from ui import uploads
 from ui.app import exposure_warning, is_loopback, parse_auth, start
 
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.integration
 REFUSED = (ValueError, RuntimeError, OSError, httpx.HTTPError)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -46,7 +42,7 @@ def test_ask_endpoint_returns_the_ask_json_object(settings, factory, vostok_dir:
     qa = factory(settings)
     qa.ingest([vostok_dir], progress=False)
     direct = qa.ask("How many troops did China send?").to_dict()
-    app, url = start(settings, "127.0.0.1", _port(), factory=factory)
+    app, url = start(settings, "127.0.0.1", free_port(), factory=factory)
     try:
         client = Client(url, verbose=False)
         info = client.view_api(print_info=False, return_format="dict")
@@ -87,7 +83,7 @@ def _status(url: str, data: bytes | None = None) -> int:
 def test_auth_refuses_requests_without_credentials(settings, factory) -> None:
     from gradio_client import Client
 
-    app, url = start(settings, "127.0.0.1", _port(), auth="ada:s3cret-pass", factory=factory)
+    app, url = start(settings, "127.0.0.1", free_port(), auth="ada:s3cret-pass", factory=factory)
     try:
         body = json.dumps({"data": ["How many troops did China send?"]}).encode()
         assert _status(url + "gradio_api/call/ask", body) in (401, 403)
