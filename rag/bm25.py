@@ -240,6 +240,7 @@ class _Index:
     source_code: dict[str, int] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)  # first chunk id of a document -> the document's title
     _links: dict[tuple[str, ...], list[str]] | None = None  # title words -> first chunk ids, built on first use
+    _link_lengths: list[int] = field(default_factory=list)  # the word counts of those titles, longest first
     _positions: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
@@ -253,6 +254,7 @@ class _Index:
                 if key:
                     table.setdefault(key, []).append(cid)
             self._links = table
+            self._link_lengths = sorted({len(key) for key in table}, reverse=True)
         return self._links
 
     @property
@@ -605,7 +607,7 @@ class BM25Index:
         if not links or k <= 0:
             return []
         words = [w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
-        lengths = sorted({len(key) for key in links}, reverse=True)
+        lengths = idx._link_lengths
         skip = set(exclude_sources)
         out: list[str] = []
         for i in range(len(words)):

@@ -109,8 +109,13 @@ def quantized_minilm(cache_dir: Path | None = None) -> Path:
         ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
         import logging
 
-        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
-        quantize_dynamic(str(folded), str(quant), weight_type=QuantType.QInt8, per_channel=True)
+        root = logging.getLogger()  # quantize_dynamic logs a pre-processing hint on the root logger
+        level = root.level
+        root.setLevel(max(level, logging.ERROR))
+        try:
+            quantize_dynamic(str(folded), str(quant), weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            root.setLevel(level)
         os.replace(quant, out)  # atomic: a concurrent builder's identical file, or ours
     return out
 
@@ -195,6 +200,7 @@ class CachedEmbedder:
     embeds through the wrapped embedder directly (its texts are seen once)."""
 
     def __init__(self, inner: Embedder, size: int = 4096) -> None:
+        import threading
         from collections import OrderedDict
 
         self.inner = inner
@@ -202,24 +208,27 @@ class CachedEmbedder:
         self.dim = inner.dim
         self.size = size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # the UI answers several questions at once through one embedder
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         missing: dict[str, list[int]] = {}
-        for i, t in enumerate(texts):
-            v = self._cache.get(t)
-            if v is None:
-                missing.setdefault(t, []).append(i)
-            else:
-                self._cache.move_to_end(t)
-                out[i] = v
-        if missing:
+        with self._lock:
+            for i, t in enumerate(texts):
+                v = self._cache.get(t)
+                if v is None:
+                    missing.setdefault(t, []).append(i)
+                else:
+                    self._cache.move_to_end(t)
+                    out[i] = v
+        if missing:  # embedded outside the lock: other questions are not held up by this one's model call
             vecs = np.asarray(self.inner.embed(list(missing)), dtype=np.float32)
-            for (t, rows), v in zip(missing.items(), vecs, strict=True):
-                out[rows] = v
-                self._cache[t] = v
-            while len(self._cache) > self.size:
-                self._cache.popitem(last=False)
+            with self._lock:
+                for (t, rows), v in zip(missing.items(), vecs, strict=True):
+                    out[rows] = v
+                    self._cache[t] = v
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
         return out
 
 

@@ -479,14 +479,7 @@ def unnamed(question: str, hits: Sequence[Hit]) -> bool:
     """True when the question names things and none of them occurs in any passage: the passages are about
     something else ("the capital of Atlantis" over a page about Freedonia), however similar they read."""
     names = {w for n in question_names(question) for w in content_words(n)}
-    if not names:
-        return False
-    found: set[str] = set()
-    for h in hits:
-        found |= names & set(content_words(h.chunk.text))
-        if found:
-            return False
-    return True
+    return bool(names) and not any(names & set(content_words(h.chunk.text)) for h in hits)
 
 
 def _candidates(hits: Sequence[Hit]) -> list[_Sentence]:

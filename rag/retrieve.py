@@ -8,7 +8,7 @@ answerer decides whether to abstain from it, so it must mean the same thing whic
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,7 +71,7 @@ def convex(
     top_b = max(b.values()) if b else 0.0
     scores: dict[str, float] = {}
     for i in dict.fromkeys([*d, *b]):
-        dv = (d[i] - lo) / span_d if i in d and span_d > 0 else (1.0 if i in d and d else 0.0)
+        dv = ((d[i] - lo) / span_d if span_d > 0 else 1.0) if i in d else 0.0
         bv = b[i] / top_b if i in b and top_b > 0 else 0.0
         scores[i] = dense_weight * dv + (1.0 - dense_weight) * bv
     return {i: scores[i] for i in sorted(scores, key=lambda i: (-scores[i], i))}
@@ -214,9 +214,19 @@ class HybridRetriever:
         ranked = list(fused)
         timings["fuse"] = _ms(t)
 
+        vecs: dict[str, np.ndarray] = {}
+
+        def fetch(ids: list[str]) -> None:
+            """Chunk, embedding and cosine of BM25-only candidates, from the store in one round trip."""
+            got_chunks, got_vecs = self.store.get_with_embeddings(ids)
+            for chunk, vec in zip(got_chunks, got_vecs, strict=True):
+                chunks.setdefault(chunk.id, chunk)
+                vecs[chunk.id] = vec
+                cosine.setdefault(chunk.id, float(np.dot(vec, qvec)))
+
         if self.uses_bm25 and self.expand and ranked:
             t = time.perf_counter()
-            fused = self._expand(query, ranked, fused, chunks, n_cand, source)
+            fused = self._expand(query, ranked, fused, chunks, fetch, n_cand, source)
             ranked = list(fused)
             timings["expand"] = _ms(t)
 
@@ -225,7 +235,6 @@ class HybridRetriever:
         # behind a deletion) is skipped and the next candidate moves up, so k hits come back when possible.
         t = time.perf_counter()
         target = max(2 * k, 10) if self.use_mmr else k
-        vecs: dict[str, np.ndarray] = {}
         pool: list[str] = []
         pos = 0
         while len(pool) < target and pos < len(ranked):
@@ -233,11 +242,7 @@ class HybridRetriever:
             pos += len(batch)
             need = [i for i in batch if i not in chunks or (self.use_mmr and i not in vecs)]
             if need:
-                got_chunks, got_vecs = self.store.get_with_embeddings(need)
-                for chunk, vec in zip(got_chunks, got_vecs, strict=True):
-                    chunks.setdefault(chunk.id, chunk)
-                    vecs[chunk.id] = vec
-                    cosine.setdefault(chunk.id, float(np.dot(vec, qvec)))
+                fetch(need)
             pool.extend(i for i in batch if i in chunks and (not self.use_mmr or i in vecs))
         timings["fetch"] = _ms(t)
         if self.use_mmr and pool:
@@ -259,19 +264,19 @@ class HybridRetriever:
 
 
     def _expand(self, query: str, ranked: list[str], fused: dict[str, float], chunks: dict[str, Chunk],
-                n_cand: int, source: str | None) -> dict[str, float]:
-        """The second round (see the class doc): returns the new id -> score order."""
-        head_chunks = {i: chunks[i] for i in ranked[: self.expand_from] if i in chunks}
+                fetch: Callable[[list[str]], None], n_cand: int, source: str | None) -> dict[str, float]:
+        """The second round (see the class doc): returns the new id -> score order. ``fetch`` brings BM25-only
+        passages into ``chunks`` (with their embedding and cosine, so they are not fetched again)."""
         missing = [i for i in ranked[: self.expand_from] if i not in chunks]
-        if missing:  # BM25-only passages: their text (their cosine is fetched with the rest below)
-            head_chunks.update((c.id, c) for c in self.store.get(missing))
-        head = [i for i in ranked[: self.expand_from] if i in head_chunks]
+        if missing:
+            fetch(missing)
+        head = [i for i in ranked[: self.expand_from] if i in chunks]
         if not head:
             return fused
-        text = " ".join(head_chunks[i].text for i in head)
+        text = " ".join(chunks[i].text for i in head)
         assert self.bm25 is not None
         again = [i for i, _ in self.bm25.search(f"{query} {text}", n_cand, source=source)]
-        named = self.bm25.linked(text, n_cand, exclude_sources={head_chunks[i].source for i in head}, source=source)
+        named = self.bm25.linked(text, n_cand, exclude_sources={chunks[i].source for i in head}, source=source)
         second = rrf([ranked, again, named], k=self.rrf_k)
         out = {i: fused.get(i, 0.0) + 1.0 for i in head}  # the first round's best keep their places
         out.update((i, sc) for i, sc in second.items() if i not in out)
