@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop_process
+from tests.integration.chroma_server import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-output" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
 MAX_FILE_MB = 0.5  # small, so the over-the-limit upload is small too
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Records, in window.__lengths, every length the streaming answer reaches (the cursor sits in the growing message).
+WATCH_STREAM_JS = """() => {
+    window.__lengths = new Set();
+    new MutationObserver(() => {
+        const c = document.querySelector('#cq-chat .cq-cursor');
+        if (c) window.__lengths.add(c.parentElement.innerText.length);
+    }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
 
 
 @dataclass
@@ -86,12 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         wait_until_up(url, proc, log)
         yield Server(url=url, data_dir=data, collection="e2e-docs", log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")

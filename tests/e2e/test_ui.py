@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import VOSTOK, need_shared
-from tests.e2e.conftest import MAX_FILE_MB, REPO, Server, open_page, shot
+from tests.e2e.conftest import MAX_FILE_MB, REPO, WATCH_STREAM_JS, Server, open_page, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -409,15 +409,7 @@ def test_generative_backend_streams_token_by_token(page, server: Server) -> None
         page.locator("#cq-settings").get_by_text("Answer settings").click()
         save_settings(page, f"backend ollama:tiny-llm@{host_port}", llm=f"ollama:tiny-llm@{host_port}")
         page.wait_for_function("document.querySelector('#cq-status').innerText.includes('ollama:tiny-llm')")
-        page.evaluate(
-            """() => {
-                window.__lengths = new Set();
-                new MutationObserver(() => {
-                    const c = document.querySelector('#cq-chat .cq-cursor');
-                    if (c) window.__lengths.add(c.parentElement.innerText.length);
-                }).observe(document.body, {subtree: true, childList: true, characterData: true});
-            }"""
-        )
+        page.evaluate(WATCH_STREAM_JS)
         answer = ask(page, QUESTION, 1)
         assert "Could not answer" not in answer, answer
         assert page.evaluate("window.__lengths.size") >= 4, "tokens should show up as they are generated"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from rag.settings import load_settings
-from tests.e2e.conftest import free_port, shot
+from tests.e2e.conftest import WATCH_STREAM_JS, free_port, shot
 from tests.e2e.fakes import SOURCE, ScriptedCiteqa, scripted_factory
 from tests.e2e.test_ui import ask, watch_streaming
 
@@ -46,15 +46,7 @@ def page(browser, scripted, request: pytest.FixtureRequest):
 
 
 def test_streamed_pieces_show_up_one_by_one(page) -> None:
-    page.evaluate(
-        """() => {
-            window.__lengths = new Set();
-            new MutationObserver(() => {
-                const c = document.querySelector('#cq-chat .cq-cursor');
-                if (c) window.__lengths.add(c.parentElement.innerText.length);
-            }).observe(document.body, {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    page.evaluate(WATCH_STREAM_JS)
     watch_streaming(page)
     answer = ask(page, "When was the lighthouse built?", 1)
     assert page.evaluate("window.__lengths.size") >= 4, "the answer should grow piece by piece"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import stop_process
 from tests.integration.chroma_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -134,12 +135,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 time.sleep(0.3)
         yield Server(url, data, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
 
 
 def upload_through_library(url: str, paths: list[Path]) -> dict:

@@ -27,6 +27,7 @@ from rag.generative import DEFAULT_STOP, NOTE_EMPTY, NOTE_FALLBACK, NOTE_NOT_ASK
 from rag.llm import make_answerer
 from rag.settings import load_settings
 from rag.types import Answer, Chunk, Hit, Turn
+from tests.conftest import stop_process
 from tests.integration.fake_ollama import FakeOllama
 
 pytestmark = pytest.mark.integration
@@ -136,12 +137,7 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             time.sleep(0.3)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop_process(proc, timeout=15)
 
 
 @pytest.mark.llm
