@@ -1,25 +1,56 @@
-# The two commands: `make demo` and `make test`. Both create .venv and install what they need.
+# The two commands: `make demo` and `make test`. Both create .venv and install what they need:
+# `make demo` only what the demo needs (no llama.cpp build, no test tools), `make test` everything the tests use.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_COLLECTION ?= citeqa-docs
 PORT   ?= 7860
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint unit bench bench-quick browser clean
+# llama.cpp (the llamacpp extra) is built once into a portable wheel: no -march=native, AVX2/FMA/F16C, no AVX-512
+# and no AMX kernels (those segfault on the first decode on Intel Sapphire Rapids). The one wheel runs on the AMD
+# and the Intel kind alike; it is kept in citeqa's cache under a name that says how it was built, because pip's
+# own wheel cache would hand back a native build made on another CPU.
+LLAMA_CPP_VERSION ?= 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+  -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+CITEQA_CACHE ?= $(or $(CITEQA_CACHE_DIR),$(HOME)/.cache/citeqa)
+LLAMA_WHEELS := $(CITEQA_CACHE)/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-portable-avx2
+
+.PHONY: install install-demo llama-wheel demo test lint unit bench bench-quick browser clean
 
 $(PY):
 	python3 -m venv $(VENV)
 
 # torch first, pinned to the CPU build that lies on this disk; a bare `torch` would pull a CUDA build.
-$(STAMP): pyproject.toml | $(PY)
+$(DEMO_STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -U pip
 	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	touch $(DEMO_STAMP)
+
+$(STAMP): pyproject.toml $(DEMO_STAMP) | $(PY)
+	@$(MAKE) --no-print-directory llama-wheel
+	$(PIP) install -q --no-deps $(LLAMA_WHEELS)/llama_cpp_python-*.whl
 	$(PIP) install -q -e '.[dev,llamacpp]'
 	touch $(STAMP)
 
+install-demo: $(DEMO_STAMP)
+
 install: $(STAMP)
+
+llama-wheel: | $(PY)
+	@if ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+	  echo "llama-cpp-python $(LLAMA_CPP_VERSION): portable wheel from $(LLAMA_WHEELS)"; \
+	else \
+	  echo "building llama-cpp-python $(LLAMA_CPP_VERSION) once, portable (AVX2, no AMX): 4-15 minutes on 2 cores"; \
+	  mkdir -p $(LLAMA_WHEELS).tmp && \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+	    -w $(LLAMA_WHEELS).tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \
+	  rm -rf $(LLAMA_WHEELS) && mv $(LLAMA_WHEELS).tmp $(LLAMA_WHEELS); \
+	fi
 
 # Debian's chromium for the browser tests (Playwright's own browser download does not work offline).
 browser:
@@ -36,7 +67,7 @@ test: install browser lint
 unit: install
 	$(VENV)/bin/pytest tests/unit -q
 
-demo: install
+demo: install-demo
 	$(VENV)/bin/citeqa ingest docs --collection $(DEMO_COLLECTION)
 	@echo "citeqa: open http://127.0.0.1:$(PORT) in your browser (Ctrl-C stops the server)"
 	$(VENV)/bin/citeqa serve --collection $(DEMO_COLLECTION) --port $(PORT)

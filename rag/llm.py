@@ -209,7 +209,7 @@ def backend_error(exc: BaseException, spec: LlmSpec | None, name: str = "llm") -
 
 
 # -- llama.cpp in process -------------------------------------------------------------------------------------
-_LLAMAS: dict[tuple[str, int, int], Any] = {}
+_LLAMAS: dict[tuple[str, int, int, str], Any] = {}
 _LLAMAS_LOCK = threading.Lock()
 _CALL_LOCKS: dict[int, threading.Lock] = {}
 
@@ -240,8 +240,41 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def load_llama(path: str, n_ctx: int = LLAMACPP_N_CTX, n_threads: int | None = None) -> Any:
-    """Load (once per process) a GGUF model with llama-cpp-python; BackendError when missing or unloadable."""
+def without_extra_buffers(default_params: Any) -> Any:
+    """``llama_model_default_params`` wrapped to answer ``use_extra_bufts = False``: no weight repacking into
+    llama.cpp's extra buffer types, where its AMX kernels live (they crash on the first decode on Sapphire Rapids).
+    ``Llama`` reads its model parameters from that function, so wrapping it is how the switch reaches it."""
+
+    def params() -> Any:
+        p = default_params()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    return params
+
+
+@contextlib.contextmanager
+def extra_buffers_off(llama_cpp_native: Any, off: bool = True) -> Iterator[None]:
+    """While open (and ``off``), models loaded through ``llama_cpp_native`` get no extra buffer types."""
+    if not off:
+        yield
+        return
+    original = llama_cpp_native.llama_model_default_params
+    llama_cpp_native.llama_model_default_params = without_extra_buffers(original)
+    try:
+        yield
+    finally:
+        llama_cpp_native.llama_model_default_params = original
+
+
+def load_llama(path: str, n_ctx: int = LLAMACPP_N_CTX, n_threads: int | None = None,
+               extra_buffers: str = "auto") -> Any:
+    """Load (once per process) a GGUF model with llama-cpp-python; BackendError when missing or unloadable.
+
+    ``extra_buffers`` (``auto``/``on``/``off``, see ``rag.cpu.llamacpp_extra_buffers``): ``auto`` turns llama.cpp's
+    extra buffer types off on a CPU with AMX when the library was built with its AMX kernels. The loaded model's
+    ``model_params.use_extra_bufts`` says what was used."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise BackendError(f"llamacpp backend: no GGUF file at {p}: give the path of a .gguf model in {_WHERE}")
@@ -252,12 +285,16 @@ def load_llama(path: str, n_ctx: int = LLAMACPP_N_CTX, n_threads: int | None = N
             f"llamacpp backend ({p}) needs llama-cpp-python, which is not installed: {INSTALL_LLAMACPP}"
         ) from None
     threads = n_threads or llamacpp_threads()
-    key = (str(p.resolve()), n_ctx, threads)
+    key = (str(p.resolve()), n_ctx, threads, extra_buffers)
     with _LLAMAS_LOCK:
         if key in _LLAMAS:
             return _LLAMAS[key]
+        from rag.cpu import llamacpp_extra_buffers
+
+        use_extra = llamacpp_extra_buffers(extra_buffers)
         try:
-            with _quiet_stderr():  # llama.cpp prints cache notes on stderr even with verbose=False
+            # llama.cpp prints cache notes on stderr even with verbose=False
+            with _quiet_stderr(), extra_buffers_off(llama_cpp.llama_cpp, off=not use_extra):
                 llama = llama_cpp.Llama(
                     model_path=str(p), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False
                 )
@@ -357,7 +394,7 @@ def make_chat_model(spec: str, settings: Settings, *, max_tokens: int | None = N
     if s.kind == "extractive":
         raise ConfigError("the extractive backend has no chat model: use make_answerer")
     if s.kind == "llamacpp":
-        llama = load_llama(s.model)
+        llama = load_llama(s.model, extra_buffers=settings.llamacpp_extra_buffers)
         return _make_llamacpp_model(llama, s.model, limit, timeout)
     if s.kind == "ollama":
         try:

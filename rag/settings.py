@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(120.0, description="seconds before an LLM call is abandoned")
     llm_max_tokens: int = Field(384, description="max tokens an LLM may generate per answer")
+    llamacpp_extra_buffers: str = Field(
+        "auto",
+        description="llama.cpp's extra buffer types (weight repacking): auto = off on AMX CPUs when llama.cpp was "
+        "built with its AMX kernels (they crash on the first decode), on, off",
+    )
 
     @field_validator("collection")
     @classmethod
@@ -84,6 +89,13 @@ class Settings(BaseSettings):
             )
         if kind != "extractive" and (":" not in v or not v.split(":", 1)[1]):
             raise ValueError(f"'{kind}:' needs a model after the colon, e.g. {kind}:NAME")
+        return v
+
+    @field_validator("llamacpp_extra_buffers")
+    @classmethod
+    def _extra_buffers(cls, v: str) -> str:
+        if v not in ("auto", "on", "off"):
+            raise ValueError("must be auto, on or off")
         return v
 
     @field_validator("chunk_size")

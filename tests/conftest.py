@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# tests marked `isolated` (native code that can crash: llama.cpp) run in a child process: tests/isolation.py
+pytest_plugins = ["tests.isolation"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 VOSTOK = SHARED / "corpora" / "vostok-2022"

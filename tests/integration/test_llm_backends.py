@@ -1,4 +1,5 @@
-"""Generative backends end to end on loopback: a real ``python -m llama_cpp.server`` with Gemma 3 270M through the
+"""Generative backends end to end on loopback: a real llama.cpp server (``python -m rag.llama_server``, the
+AMX-safe launcher of ``llama_cpp.server``) with Gemma 3 270M through the
 ``openai:`` backend, the same model in process through ``llamacpp:``, a small real HTTP server speaking the
 Ollama chat API through ``ollama:``, and the errors of unreachable or misconfigured backends.
 
@@ -106,11 +107,12 @@ def _threads() -> str:
 
 @pytest.fixture(scope="module")
 def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``python -m llama_cpp.server`` on a free loopback port; yields its OpenAI base URL."""
+    """A real llama.cpp server on a free loopback port, started through citeqa's AMX-safe launcher
+    (``python -m rag.llama_server``, the arguments of ``python -m llama_cpp.server``); yields its OpenAI base URL."""
     port = _free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "gemma",
+        sys.executable, "-m", "rag.llama_server", "--model", str(gguf), "--model_alias", "gemma",
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--chat_format", "gemma",
         "--n_threads", _threads(), "--n_threads_batch", _threads(),
     ]
@@ -135,6 +137,10 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             if time.monotonic() > deadline:
                 pytest.fail(f"llama_cpp.server did not answer /v1/models in 90 s: {tail()}")
             time.sleep(0.3)
+        from rag.cpu import llamacpp_extra_buffers
+
+        expected = "on" if llamacpp_extra_buffers("auto") else "off"
+        assert f"citeqa: llama.cpp extra buffer types {expected} (setting auto)" in log.read_text(), tail()
         yield base
     finally:
         stop_process(proc, timeout=15)
@@ -180,6 +186,7 @@ def test_openai_backend_rewrites_a_follow_up(llama_server: str, embedder) -> Non
 
 
 @pytest.mark.llm
+@pytest.mark.isolated  # llama.cpp in this process: a crash fails this test alone
 def test_llamacpp_backend_in_process(gguf: Path, embedder, tmp_path: Path) -> None:
     spec = f"llamacpp:{gguf}"
     answerer = make_answerer(load_settings(llm=spec, llm_max_tokens=48), embedder)
@@ -195,12 +202,45 @@ def test_llamacpp_backend_in_process(gguf: Path, embedder, tmp_path: Path) -> No
 
 
 @pytest.mark.llm
+@pytest.mark.isolated  # llama.cpp in this process: a crash fails this test alone
 def test_llamacpp_file_that_is_not_a_model(gguf: Path, tmp_path: Path, embedder) -> None:
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"this is not a gguf file" * 100)
     with pytest.raises(BackendError) as err:
         make_answerer(load_settings(llm=f"llamacpp:{bad}"), embedder)
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.llm
+@pytest.mark.isolated
+@pytest.mark.parametrize("setting", ["auto", "off"])
+def test_llamacpp_loads_with_the_amx_safe_parameters(gguf: Path, setting: str) -> None:
+    """What citeqa passes to llama.cpp, read back from the loaded model: on a CPU with AMX and a library built with
+    its AMX kernels, ``auto`` loads without extra buffer types (the crash's path); ``off`` forces it anywhere, and
+    the model then decodes."""
+    from rag.cpu import llamacpp_extra_buffers
+    from rag.llm import load_llama
+
+    llama = load_llama(str(gguf), n_ctx=512, extra_buffers=setting)
+    assert bool(llama.model_params.use_extra_bufts) is llamacpp_extra_buffers(setting)
+    if setting == "off":
+        assert llama.model_params.use_extra_bufts is False
+    out = llama.create_completion("The capital of France is", max_tokens=4, temperature=0.0)
+    assert out["choices"][0]["text"].strip(), "the first decode ran and produced text"
+
+
+@pytest.mark.llm
+@pytest.mark.isolated
+def test_the_installed_llama_cpp_is_the_portable_build() -> None:
+    """`make test` installs llama-cpp-python built without AMX kernels and without -march=native (AVX2, FMA,
+    F16C), so one wheel runs on the AMD and the Intel kind alike, and may be reused from a cache built on either."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: pip install 'citeqa[llamacpp]'")
+    from rag.cpu import built_with_amx, llama_system_info
+
+    info = llama_system_info()
+    assert "AVX2 = 1" in info, info
+    assert built_with_amx(info) is False, f"built with AMX kernels, which crash on Sapphire Rapids: {info}"
+    assert "AVX512 = 1" not in info, f"built for AVX-512: would not run on AVX2-only CPUs: {info}"
 
 
 # -- Ollama (a real HTTP server speaking its chat API) -----------------------------------------------------------
