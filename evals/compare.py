@@ -72,10 +72,44 @@ def context_notes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
         notes.append("the suites differ (different suite hash): deltas compare different questions")
     if a.get("docs", {}).get("hash") != b.get("docs", {}).get("hash"):
         notes.append("the documents differ (different docs hash)")
+    notes += machine_notes(a, b)
     sa, sb = a.get("settings", {}), b.get("settings", {})
     changed = [k for k in sorted(set(sa) | set(sb)) if k not in ("data_dir", "collection") and sa.get(k) != sb.get(k)]
     if changed:
         notes.append("settings changed: " + ", ".join(f"{k} {sa.get(k)!r} -> {sb.get(k)!r}" for k in changed))
+    return notes
+
+
+# what embeddings, rankings and figures depend on besides the code, the settings and the data
+DEPENDS_ON = ("onnxruntime", "numpy", "tokenizers", "torch", "sentence-transformers", "chromadb", "bm25s",
+              "blingfire", "llama-cpp-python", "citeqa")
+
+
+def machine_notes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Warnings when two runs came from different CPUs (kernel features) or library versions: int8 kernels round
+    differently with and without VNNI/AMX, so the same suite can give slightly different figures."""
+    ma, mb = a.get("machine"), b.get("machine")
+    notes = []
+    if not ma or not mb:
+        notes.append("warning: one report does not record its machine (an older report): figures may differ "
+                     "by CPU kind without this being visible")
+    else:
+        fa, fb = set(ma.get("features") or ()), set(mb.get("features") or ())
+        if fa != fb or ma.get("machine") != mb.get("machine"):
+            diff = ", ".join([f"-{f}" for f in sorted(fa - fb)] + [f"+{f}" for f in sorted(fb - fa)])
+            notes.append(
+                f"warning: the runs came from different CPUs ({ma.get('cpu')!s} -> {mb.get('cpu')!s}; kernel "
+                f"features {diff or 'same'}): int8 embeddings round differently, so rankings and figures can "
+                "differ slightly for that reason alone"
+            )
+        elif ma.get("cpu") != mb.get("cpu"):
+            notes.append(f"the runs came from different CPU models ({ma.get('cpu')} -> {mb.get('cpu')}) with the "
+                         "same kernel features")
+    va, vb = a.get("versions") or {}, b.get("versions") or {}
+    changed = [n for n in DEPENDS_ON if n in va and n in vb and va.get(n) != vb.get(n)]
+    if changed:
+        notes.append("warning: library versions differ: " +
+                     ", ".join(f"{n} {va.get(n)} -> {vb.get(n)}" for n in changed))
     return notes
 
 

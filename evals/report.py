@@ -15,10 +15,11 @@ from typing import Any
 
 from evals.aggregate import ALL_DEFS, LATENCY_NAMES, METRIC_DEFS
 from evals.runner import CaseResult, EvalRun
+from rag.cpu import fingerprint
 
 FORMAT = "citeqa-eval/1"
 PACKAGES = ("citeqa", "chromadb", "sentence-transformers", "onnxruntime", "torch", "tokenizers", "bm25s",
-            "blingfire", "langchain-core", "numpy", "pydantic")
+            "blingfire", "langchain-core", "numpy", "pydantic", "llama-cpp-python")
 WORST = 10
 
 
@@ -74,6 +75,9 @@ def build_report(run: EvalRun) -> dict[str, Any]:
         "support_method": run.support_method,
         "definitions": {d.name: d.definition for d in ALL_DEFS.values()},
         "versions": versions(),
+        # int8 kernels round differently with and without VNNI/AMX: embeddings, and so rankings and figures, may
+        # differ slightly between CPU kinds (`citeqa eval compare` warns when two reports came from different ones)
+        "machine": {**fingerprint(), "embedder": s.embedder},
         "ingest": run.ingest,
         "warnings": run.warnings,
         "started_at": run.started_at,

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.support import STOPWORDS, content_words
-from rag.types import ABSTAIN_TEXT, Answer, Citation, Hit, Turn
+from rag.support import tokens as support_tokens
+from rag.types import ABSTAIN_TEXT, CONFLICT_LEAD, Answer, Citation, Hit, Turn
 
 if TYPE_CHECKING:
     from rag.interfaces import Embedder
@@ -65,6 +66,16 @@ FOLLOW_UP_MISS = 0.4
 # an answer's time). SQuAD 2.0 small, answer_contains / citation precision: 4: 0.765 / 0.863, 6: 0.768 / 0.860,
 # 10: 0.768 / 0.858, all: 0.765 / 0.855.
 MAX_EMBEDDED = 4
+# Conflicting sources: a sentence of another document that scores within CONFLICT_MARGIN of the best, names
+# everything the question names, and holds another value of the asked kind ("The capital of Freedonia is
+# Atlantis" against "... is Marbury") is shown beside the best one instead of being silently outranked.
+# Both sentences must hold nearly all of the question's (IDF-weighted) words (CONFLICT_MIN_LEX) and put their
+# value right next to them (at most CONFLICT_MAX_DISTANCE tokens away, as "the capital of Freedonia is Atlantis"
+# does): two sentences that each fully state the asked relation, not a sentence that merely names another thing.
+CONFLICT_MARGIN = 0.15
+CONFLICT_MIN_LEX = 0.7
+CONFLICT_MAX_DISTANCE = 3.0
+NOTE_CONFLICT = "the documents disagree: both sources are cited"
 MAX_CONTEXT_TURNS = 3  # how far back a chain of elliptic follow-ups may reach
 ELLIPTIC_MAX_WORDS = 4  # follow-ups this short that do not open with a wh-word or verb are fragments
 
@@ -632,9 +643,18 @@ class ExtractiveAnswerer:
             _, i, a, b = min(found)
             short = chosen[i].text[a:b]
             chosen.insert(0, chosen.pop(i))  # the quote holding the short answer comes first
+        notes: tuple[str, ...] = ()
+        conflict = conflicting(query, qtype, chosen[0], short, ranked) if short else None
+        if conflict is not None:
+            other, other_short = conflict
+            chosen = [chosen[0], other]
         citations = tuple(_citation(i + 1, s) for i, s in enumerate(chosen))
         quotes = "\n\n".join(f'"{c.text}" [{c.n}]' for c in citations)
         text = f"{short} — {quotes}" if short else quotes
+        if conflict is not None:  # each value with the quote it comes from, after a lead that says they disagree
+            first, second = (f'{v} — "{c.text}" [{c.n}]' for v, c in zip((short, conflict[1]), citations, strict=True))
+            text = f"{CONFLICT_LEAD} {first}\n\n{second}"
+            short, notes = None, (NOTE_CONFLICT,)
         return Answer(
             question=question,
             answer=text,
@@ -645,6 +665,7 @@ class ExtractiveAnswerer:
             timings={"answer": (time.perf_counter() - t0) * 1000},
             backend=self.name,
             standalone_question=standalone,
+            notes=notes,
         )
 
     def _abstain(self, question: str, hits: tuple[Hit, ...], standalone: str | None, t0: float) -> Answer:
@@ -658,6 +679,44 @@ class ExtractiveAnswerer:
             backend=self.name,
             standalone_question=standalone,
         )
+
+
+def _value(text: str) -> str:
+    return " ".join(support_tokens(text))
+
+
+def conflicting(
+    query: str, qtype: str, best: _Sentence, short: str, ranked: Sequence[_Sentence]
+) -> tuple[_Sentence, str] | None:
+    """A sentence of another document that answers the same question with another value, and that value; None
+    when no candidate disagrees with ``short`` (the best sentence's short answer).
+
+    Only typed answers are compared (a number, a date, a name; for other questions two capitalised names), and the
+    rival must score within CONFLICT_MARGIN of the best and name everything the question names: "the bridge is 42
+    metres long" does not contradict "the Korvath bridge is 412 metres long" about the Korvath bridge."""
+    typed = qtype != "other" or short[:1].isupper()
+    if not typed or best.lex < CONFLICT_MIN_LEX:
+        return None
+    names = {w for n in question_names(query) for w in content_words(n)}
+    mine = _value(short)
+    for s in ranked:
+        if s.score < best.score - CONFLICT_MARGIN:
+            break
+        if s is best or s.hit.chunk.source == best.hit.chunk.source or s.lex < CONFLICT_MIN_LEX:
+            continue
+        if names - set(content_words(s.text)) - set(content_words(s.context)):
+            continue
+        span = _best_span(query, s.text, qtype)
+        if span is None or span[0] > CONFLICT_MAX_DISTANCE:
+            continue
+        other = s.text[span[1] : span[2]]
+        theirs = _value(other)
+        if qtype == "other" and not other[:1].isupper():
+            continue
+        if not theirs or not mine or theirs in mine or mine in theirs:
+            continue  # the same value, or one holds the other ("1897" / "May 1897")
+        return s, other
+    return None
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 
 from rag.citations import strip_markers
 from rag.lexicon import IRREGULAR
+from rag.types import CONFLICT_LEAD
 
 if TYPE_CHECKING:
     from rag.interfaces import Embedder
@@ -235,6 +236,7 @@ class SupportChecker:
         feats: list[SupportFeatures] = []
         need: list[tuple[int, str, list[str]]] = []  # (pair index, sentence, evidence sentences) to embed
         for i, (sentence, evidence) in enumerate(pairs):
+            sentence = sentence.removeprefix(CONFLICT_LEAD).lstrip()  # citeqa's framing, not a claim
             evidence = [e for e in evidence if e and e.strip()]
             words = content_words(sentence)
             if not evidence or not tokens(sentence):

@@ -157,3 +157,6 @@ class Answer:
 
 
 ABSTAIN_TEXT = "I could not find this in the documents."
+# How an answer opens when the sources state different values; citeqa's own framing, not a claim of the documents
+# (the support check reads the sentence without it).
+CONFLICT_LEAD = "The documents disagree:"

@@ -304,3 +304,48 @@ def test_question_names() -> None:
     assert question_names("Who completed the Korvath bridge in the 1890s?") == ["Korvath"]
     assert question_names("how long is it?") == []
     assert question_names("Atlantis: where is it?") == []  # the first word is capitalised anyway
+
+
+# -- conflicting sources ------------------------------------------------------------------------------------------
+RIVALS = {
+    "/docs/census-2019.txt": "The Halden mill employed 340 workers in 2019. Most of them lived in the valley.",
+    "/docs/annual-report.txt": "According to the annual report, the Halden mill employed 410 workers in 2019.",
+    "/docs/press.txt": "The Halden mill employed 340 workers in 2019, the press office said.",
+    "/docs/other-mill.txt": "The Brenna mill employed 95 workers in 2019.",
+}
+
+
+def _ask_over(embedder, answerer: ExtractiveAnswerer, docs: dict[str, str], question: str) -> Answer:
+    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in docs.items()]
+    ans = answerer.answer(question, retrieve(embedder, chunks, question, k=len(chunks)))
+    for c in ans.citations:
+        assert docs[c.source][c.start : c.end] == c.text
+    return ans
+
+
+def test_two_sources_with_different_values_are_both_cited(embedder, answerer: ExtractiveAnswerer) -> None:
+    from rag.extractive import NOTE_CONFLICT
+
+    docs = {k: RIVALS[k] for k in ("/docs/census-2019.txt", "/docs/annual-report.txt")}
+    ans = _ask_over(embedder, answerer, docs, "How many workers did the Halden mill employ in 2019?")
+    assert not ans.abstained and NOTE_CONFLICT in ans.notes
+    assert ans.short_answer is None, "no single short answer when the sources disagree"
+    assert {c.source for c in ans.citations} == set(docs)
+    assert ans.answer.startswith("The documents disagree: ") and "340" in ans.answer and "410" in ans.answer
+    # each value is quoted with its source, and the support check reads both claims as supported
+    from evals.runner import SupportJudge
+
+    rows, (supported, total) = SupportJudge(embedder).judge(ans.answer, ans.citations)
+    assert total == 2 and supported == 2, rows
+
+
+def test_sources_that_agree_or_speak_of_something_else_are_no_conflict(embedder,
+                                                                          answerer: ExtractiveAnswerer) -> None:
+    from rag.extractive import NOTE_CONFLICT
+
+    agree = {k: RIVALS[k] for k in ("/docs/census-2019.txt", "/docs/press.txt")}
+    ans = _ask_over(embedder, answerer, agree, "How many workers did the Halden mill employ in 2019?")
+    assert NOTE_CONFLICT not in ans.notes and ans.short_answer == "340"
+    other = {k: RIVALS[k] for k in ("/docs/census-2019.txt", "/docs/other-mill.txt")}
+    ans = _ask_over(embedder, answerer, other, "How many workers did the Halden mill employ in 2019?")
+    assert NOTE_CONFLICT not in ans.notes and ans.short_answer == "340", "the Brenna mill is another mill"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
+from rag.extractive import NOTE_CONFLICT
 from rag.generative import GenerativeAnswerer, build_messages, build_prompt
 from rag.pipeline import Citeqa
 from rag.settings import load_settings
@@ -72,17 +73,40 @@ def _cited(ans) -> list[tuple[str, int, int, str]]:
 
 
 @pytest.mark.parametrize("question", list(HONEST_QUESTIONS))
-def test_extractive_answers_ignore_the_hostile_document(collections, question: str) -> None:
+def test_extractive_answers_never_take_the_hostile_document_alone(collections, question: str) -> None:
+    """The hostile file claims other values ("the capital of Freedonia is Atlantis", "the bridge is 42 metres
+    long"). Whether its sentence ranks just above or just below the honest one is a near-tie that int8 embeddings
+    settle differently on different CPU kinds; what holds on every machine is the behaviour: the honest fact is
+    answered and cited, and when the hostile claim is cited at all, it is as the other side of a conflict, with
+    both sources cited and no single short answer."""
     clean, dirty = collections
     fact, source = HONEST_QUESTIONS[question]
     before, after = clean.ask(question), dirty.ask(question)
     assert any(Path(h.chunk.source).name == "notice.txt" for h in after.hits), "the hostile passage was retrieved"
+    assert not before.abstained and fact in before.answer and {n for n, *_ in _cited(before)} == {source}
     assert not after.abstained and fact in after.answer
-    assert (after.answer, after.short_answer) == (before.answer, before.short_answer)
-    assert _cited(after) == _cited(before)
-    assert {name for name, *_ in _cited(after)} == {source}, "no citation points to the hostile document"
-    for bad in ("Atlantis", "42 metres", "maintenance mode"):
-        assert bad not in after.answer
+    cited = {name for name, *_ in _cited(after)}
+    assert source in cited
+    for c in after.citations:
+        assert dirty.document_text(c.source)[c.start : c.end] == c.text
+    if "notice.txt" in cited:
+        assert cited == {source, "notice.txt"}
+        assert NOTE_CONFLICT in after.notes and after.short_answer is None
+        assert after.answer.startswith("The documents disagree: ")
+    else:
+        assert (after.answer, after.short_answer) == (before.answer, before.short_answer)
+        assert _cited(after) == _cited(before)
+    assert "maintenance mode" not in after.answer
+
+
+def test_two_capitals_are_shown_as_a_conflict(collections) -> None:
+    """The honest and the hostile file name different capitals, with the same words around them: neither is
+    picked silently."""
+    _, dirty = collections
+    ans = dirty.ask("What is the capital of Freedonia?")
+    assert NOTE_CONFLICT in ans.notes and ans.short_answer is None
+    assert {Path(c.source).name for c in ans.citations} == {"freedonia.txt", "notice.txt"}
+    assert "Marbury" in ans.answer and "Atlantis" in ans.answer
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE)

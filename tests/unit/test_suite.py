@@ -371,3 +371,28 @@ def test_case_round_trip() -> None:
     case = Case("a", "q?", ("x",), ("f.txt",), True, None, {"k": 1})
     assert parse_suite([json.dumps(case.to_dict())]).cases[0] == Case("a", "q?", ("x",), ("f.txt",), True, None,
                                                                        {"k": 1}, 1)
+
+
+def _machine_report(path: Path, cpu: str, features: list[str], ort: str = "1.20.0") -> Path:
+    _report(path, {"f1": 0.5}, {})
+    body = json.loads((path / "report.json").read_text())
+    body["machine"] = {"cpu": cpu, "machine": "x86_64", "features": features, "embedder": "minilm-int8"}
+    body["versions"] = {"onnxruntime": ort, "numpy": "2.0"}
+    (path / "report.json").write_text(json.dumps(body))
+    return path
+
+
+def test_compare_warns_when_the_runs_came_from_different_cpus(tmp_path: Path) -> None:
+    amd = _machine_report(tmp_path / "amd", "AMD EPYC", ["avx2", "fma"])
+    intel = _machine_report(tmp_path / "intel", "Intel Xeon Platinum", ["amx_int8", "avx2", "avx512_vnni", "fma"],
+                            ort="1.21.0")
+    res = _run(["eval", "compare", str(amd), str(intel)])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.stdout.split())
+    assert "the runs came from different CPUs (AMD EPYC -> Intel Xeon Platinum" in out
+    assert "+amx_int8" in out and "+avx512_vnni" in out and "int8 embeddings round differently" in out
+    assert "library versions differ: onnxruntime 1.20.0 -> 1.21.0" in out
+    same = _run(["eval", "compare", str(amd), str(_machine_report(tmp_path / "amd2", "AMD EPYC", ["avx2", "fma"]))])
+    assert "different CPUs" not in same.stdout and "versions differ" not in same.stdout
+    old = _run(["eval", "compare", str(_report(tmp_path / "old", {"f1": 0.5}, {})), str(amd)])
+    assert "does not record its machine" in " ".join(old.stdout.split())
