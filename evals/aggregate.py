@@ -123,3 +123,12 @@ def is_regression(name: str, old: float | None, new: float | None, tolerance: fl
     if d and d.group == "latency":
         return new > old * (1 + tolerance) and new - old > 1e-9
     return (old - new > tolerance + 1e-12) if higher else (new - old > tolerance + 1e-12)
+
+
+def fmt(value: float | None, name: str = "") -> str:
+    """A figure as the reports print it: 3 decimals, milliseconds with a unit, n/a for None."""
+    if value is None:
+        return "n/a"
+    if name.endswith("_ms"):
+        return f"{value:,.1f} ms"
+    return f"{value:.3f}"

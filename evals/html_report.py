@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from evals.aggregate import LATENCY_NAMES, METRIC_DEFS
-from evals.report import fmt
+from evals.aggregate import LATENCY_NAMES, METRIC_DEFS, fmt
 from evals.runner import CaseResult
 
 _CSS = """

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.importers import Imported, ImportSourceError, Names
+from evals.import_common import Imported, ImportSourceError, Names
 from evals.suite import Case
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.importers import Imported, ImportSourceError, Names, dedupe, read_json
+from evals.import_common import Imported, ImportSourceError, Names, dedupe, read_json
 from evals.suite import Case
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evals.aggregate import ALL_DEFS, LATENCY_NAMES, METRIC_DEFS
+from evals.aggregate import ALL_DEFS, LATENCY_NAMES, METRIC_DEFS, fmt
 from evals.runner import CaseResult, EvalRun
 from rag.cpu import fingerprint
 
@@ -89,14 +89,6 @@ def worst_cases(results: Sequence[CaseResult], n: int = WORST) -> list[CaseResul
     """The ``n`` cases with the lowest quality (ties in suite order); perfect cases are left out."""
     ranked = sorted(enumerate(results), key=lambda ir: (ir[1].quality, ir[0]))
     return [r for _, r in ranked if r.quality < 1.0][:n]
-
-
-def fmt(value: float | None, name: str = "") -> str:
-    if value is None:
-        return "n/a"
-    if name.endswith("_ms"):
-        return f"{value:,.1f} ms"
-    return f"{value:.3f}"
 
 
 def _md_cell(text: str) -> str:
