@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import stat
+import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -73,6 +74,49 @@ def _fmt_size(n: float) -> str:
     if n >= 2**10:
         return f"{n / 2**10:.1f} KB"
     return f"{int(n)} bytes"
+
+
+def text_chars(text: str) -> int:
+    """The characters of ``text`` that count against `Limits.max_chars`: all but spaces, tabs and line ends (a
+    file of mostly blank lines costs little to index)."""
+    return len(text) - sum(text.count(ch) for ch in " \n\t\r\f\v")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost an ingest: ``max_chars`` characters of extracted text (`text_chars`), and its
+    ingest must end by ``deadline`` (``time.monotonic()``). A small file can expand to far more text than its
+    size says (a .docx is a zip), so these are checked while the text is extracted, chunked and embedded."""
+
+    max_chars: int | None = None
+    max_seconds: float | None = None
+    deadline: float | None = None
+
+    @classmethod
+    def start(cls, max_chars: int | None, max_seconds: float | None) -> Limits:
+        """The limits of a file whose ingest starts now."""
+        return cls(max_chars, max_seconds, time.monotonic() + max_seconds if max_seconds else None)
+
+    def check_chars(self, name: str, n: int) -> None:
+        if self.max_chars is not None and n > self.max_chars:
+            raise FileError(
+                name, f"its text is over the limit of {self.max_chars:,} characters per file (CITEQA_MAX_TEXT_CHARS): "
+                "split it, or raise the limit"
+            )
+
+    def check_time(self, name: str) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise FileError(
+                name, f"its ingest took longer than the limit of {self.max_seconds:g} s per file "
+                "(CITEQA_MAX_INGEST_SECONDS): split it, or raise the limit"
+            )
+
+    def check(self, name: str, n: int) -> None:
+        self.check_chars(name, n)
+        self.check_time(name)
+
+
+NO_LIMITS = Limits()
 
 
 # ---------------------------------------------------------------------------------------------- text decoding
@@ -244,7 +288,7 @@ def _load_html(raw: bytes, name: str) -> str:
 _ENCRYPTED = "encrypted PDF: decrypt it first (qpdf --decrypt in.pdf out.pdf)"
 
 
-def _pdf_page_texts(raw: bytes, name: str) -> list[str]:
+def _pdf_page_texts(raw: bytes, name: str, limits: Limits = NO_LIMITS) -> list[str]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError
 
@@ -259,15 +303,17 @@ def _pdf_page_texts(raw: bytes, name: str) -> list[str]:
         raise FileError(name, _ENCRYPTED) from None
     except Exception as exc:  # pypdf raises many kinds on broken files
         raise FileError(name, f"corrupt PDF ({_describe(exc)}): repair or re-export it") from None
-    return _pdf_extract_pages(pages, name)
+    return _pdf_extract_pages(pages, name, limits)
 
 
-def _pdf_extract_pages(pages: list[object], name: str) -> list[str]:
+def _pdf_extract_pages(pages: list[object], name: str, limits: Limits = NO_LIMITS) -> list[str]:
     """One broken page must not lose a whole document: it becomes an empty page (logged), unless every
     page is broken."""
     texts: list[str] = []
     first_error: Exception | None = None
+    total = 0
     for i, page in enumerate(pages, start=1):
+        limits.check(name, total)  # page by page: a crafted PDF is stopped at the limit, not at its end
         try:
             text = page.extract_text() or ""  # type: ignore[attr-defined]
         except Exception as exc:  # pypdf raises many kinds on broken content streams
@@ -275,6 +321,8 @@ def _pdf_extract_pages(pages: list[object], name: str) -> list[str]:
             log.warning("%s: page %d unreadable, indexed as empty (%s)", name, i, _describe(exc))
             text = ""
         texts.append(text.replace("\r\n", "\n").strip())
+        total += text_chars(texts[-1])
+    limits.check_chars(name, total)
     if first_error is not None and not any(texts):
         raise FileError(name, f"corrupt PDF ({_describe(first_error)}): repair or re-export it")
     return texts
@@ -288,8 +336,8 @@ def _pdf_decrypt_empty(reader: object) -> bool:
         return False
 
 
-def _load_pdf(raw: bytes, name: str) -> tuple[str, tuple[PageSpan, ...]]:
-    texts = _pdf_page_texts(raw, name)
+def _load_pdf(raw: bytes, name: str, limits: Limits = NO_LIMITS) -> tuple[str, tuple[PageSpan, ...]]:
+    texts = _pdf_page_texts(raw, name, limits)
     if not any(texts):
         raise FileError(name, "PDF has no text layer (scanned?): run OCR first (e.g. ocrmypdf)")
     spans: list[PageSpan] = []
@@ -322,17 +370,22 @@ def _check_docx_zip(raw: bytes, name: str, max_bytes: int) -> None:
         raise FileError(name, f"suspicious .docx (inflates to {_fmt_size(total)}, zip bomb?): not ingested")
 
 
-def _docx_blocks(raw: bytes) -> list[str]:
+def _docx_blocks(raw: bytes, name: str = "", limits: Limits = NO_LIMITS) -> list[str]:
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     blocks: list[str] = []
+    total = 0
     for item in docx.Document(io.BytesIO(raw)).iter_inner_content():
         if isinstance(item, Paragraph):
             blocks.append(item.text.strip())
+            total += text_chars(blocks[-1])
         elif isinstance(item, Table):
-            blocks.extend(_docx_rows(item))
+            rows = _docx_rows(item)
+            blocks.extend(rows)
+            total += sum(map(text_chars, rows))
+        limits.check(name, total)  # block by block: a zip that passes the bomb check can still hold 40M characters
     return blocks
 
 
@@ -348,10 +401,12 @@ def _docx_rows(table: object) -> list[str]:
     return rows
 
 
-def _load_docx(raw: bytes, name: str, max_bytes: int) -> str:
+def _load_docx(raw: bytes, name: str, max_bytes: int, limits: Limits = NO_LIMITS) -> str:
     _check_docx_zip(raw, name, max_bytes)
     try:
-        blocks = _docx_blocks(raw)
+        blocks = _docx_blocks(raw, name, limits)
+    except FileError:
+        raise
     except Exception as exc:
         raise FileError(name, f"corrupt .docx ({_describe(exc)}): re-save it from your editor") from None
     return "\n\n".join(b for b in blocks if b)
@@ -455,20 +510,22 @@ def hash_file(path: Path, max_bytes: int) -> str:
     return _hash_blocks(path, max_bytes)[0]
 
 
-def _extract(raw: bytes, name: str, suffix: str, max_bytes: int) -> tuple[str, tuple[PageSpan, ...]]:
+def _extract(raw: bytes, name: str, suffix: str, max_bytes: int,
+             limits: Limits = NO_LIMITS) -> tuple[str, tuple[PageSpan, ...]]:
     with _parser_chatter_off():
-        return _extract_text(raw, name, suffix, max_bytes)
+        return _extract_text(raw, name, suffix, max_bytes, limits)
 
 
-def _extract_text(raw: bytes, name: str, suffix: str, max_bytes: int) -> tuple[str, tuple[PageSpan, ...]]:
+def _extract_text(raw: bytes, name: str, suffix: str, max_bytes: int,
+                  limits: Limits = NO_LIMITS) -> tuple[str, tuple[PageSpan, ...]]:
     try:
         if suffix in TEXT_SUFFIXES:
             return _load_text(raw, name), ()
         if suffix in HTML_SUFFIXES:
             return _load_html(raw, name), ()
         if suffix == ".pdf":
-            return _load_pdf(raw, name)
-        return _load_docx(raw, name, max_bytes), ()
+            return _load_pdf(raw, name, limits)
+        return _load_docx(raw, name, max_bytes, limits), ()
     except FileError:
         raise
     except MemoryError:
@@ -479,12 +536,18 @@ def _extract_text(raw: bytes, name: str, suffix: str, max_bytes: int) -> tuple[s
         raise FileError(name, f"cannot extract text ({_describe(exc)})") from None
 
 
-def document_from_bytes(path: Path, raw: bytes, digest: str, max_bytes: int = 200 * 2**20) -> Document:
+def document_from_bytes(path: Path, raw: bytes, digest: str, max_bytes: int = 200 * 2**20, *,
+                        limits: Limits = NO_LIMITS) -> Document:
     """Extract the text of ``path`` from its bytes ``raw`` (``digest``: their sha256, which the caller has
-    already taken to tell whether the file changed, so a file is read and hashed once)."""
+    already taken to tell whether the file changed, so a file is read and hashed once). ``limits``: what its
+    text may cost (FileError past them)."""
     path = Path(path)
     suffix = path.suffix.lower()
-    text, pages = _extract(raw, str(path), suffix, max_bytes)
+    text, pages = _extract(raw, str(path), suffix, max_bytes, limits)
+    if suffix in TEXT_SUFFIXES:  # the text is the file itself, already bounded by max_file_mb
+        limits.check_time(str(path))
+    else:
+        limits.check(str(path), text_chars(text))
     if not text.strip():
         raise FileError(str(path), "no text (empty or whitespace only)")
     return Document(source=str(path.resolve()), text=text, content_hash=digest, pages=pages, mime=_MIME[suffix])

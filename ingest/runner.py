@@ -1,28 +1,44 @@
 """Incremental ingest: files -> documents -> chunks -> embeddings -> Chroma + BM25, driven by the manifest.
 
-Order of writes per file is chosen so that a crash at any point is repaired by the next run: chunks of a
-file are always deleted by source before its new chunks go in (so half-written files are replaced, never
-duplicated), and the manifest entry is written only after the store and the BM25 index hold the chunks.
+Order of writes per file is chosen so that a crash at any point is repaired by the next run: an updated
+file's new chunks go in before its old ones are deleted (so a crash leaves the old version whole, and the
+journal names the new chunks to remove), and the manifest entry is written only after the store and the BM25
+index hold the chunks.
 
 A file up to ``window_bytes`` is read once: hashed, and extracted from the same bytes if it changed. A bigger
 .txt/.md file is streamed: one pass hashes it and picks its encoding, a second (only if it changed) decodes,
 chunks, embeds and stores it window by window (`_ingest_stream`), so memory does not grow with the file. A
 bigger PDF/DOCX/HTML (which its parser needs whole) is hashed in blocks and read whole only if it changed.
+
+Questions are not held up by an ingest: extracting, chunking and embedding happen outside ``commit_lock`` (the
+UI's per-collection write lock), which is taken only for each short write to the store and the BM25 index, so
+answers keep coming from the last committed state. What one file may cost is bounded (`Limits`: characters of
+text, seconds), and a file past a limit is skipped with one line naming the setting.
+
+While an ingest runs, its crash marker is also its journal (`Journal`): every chunk id it is about to write or
+remove is recorded there first. A repair after a crash removes from the store only ids its own journal lists:
+chunks it cannot prove it wrote (another data directory sharing a Chroma collection) are reported, never
+deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.chunking import chunk_document, chunk_stream
 from ingest.loaders import (
+    NO_LIMITS,
     STREAM_WINDOW,
     TEXT_SUFFIXES,
+    Limits,
     TextFile,
     check_file,
     document_from_bytes,
@@ -31,6 +47,7 @@ from ingest.loaders import (
     iter_text,
     read_file,
     scan_text_file,
+    text_chars,
 )
 from ingest.manifest import FileEntry, Manifest
 from ingest.texts import TextStore
@@ -42,6 +59,66 @@ EMBED_BATCH = 256  # chunks embedded per model call
 CHECKPOINT_SECONDS = 20.0  # how often the BM25 index and manifest are saved during a long ingest
 
 ProgressFn = Callable[[int, int, str], None]  # (files done, files total, current file)
+CommitLock = Callable[[], AbstractContextManager[object]]  # e.g. ui.engine.ReadWriteLock.write
+log = logging.getLogger(__name__)
+
+
+class Journal:
+    """A collection's crash marker, which is also the running ingest's journal: present while an ingest runs,
+    it lists (one JSON line per write, flushed to disk before the store is touched) the chunk ids the ingest is
+    about to write or remove. A crashed ingest leaves it behind; its ids are the only ones a repair may delete."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(json.dumps({"pid": os.getpid()}) + "\n", "w")
+
+    def record(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if ids:
+            self._write(json.dumps({"ids": ids}) + "\n", "a")
+
+    def _write(self, line: str, mode: str) -> None:
+        with self.path.open(mode, encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def ids(self) -> set[str]:
+        """The chunk ids a crashed ingest recorded (none when there is no journal; a torn last line is skipped:
+        its write never reached the store)."""
+        out: set[str] = set()
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            return out
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("ids"), list):
+                out.update(i for i in entry["ids"] if isinstance(i, str))
+        return out
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Ready:
+    """A file extracted and chunked, waiting to be embedded (``vectors`` None) and committed."""
+
+    doc: Document
+    chunks: list[Chunk]
+    size: int
+    is_update: bool
+    vectors: object = None  # np.ndarray once embedded
 
 
 @dataclass
@@ -103,6 +180,8 @@ class Ingestor:
         chunk_overlap: int = 40,
         max_bytes: int = 200 * 2**20,
         window_bytes: int = STREAM_WINDOW,
+        max_text_chars: int | None = None,
+        max_seconds: float | None = None,
     ) -> None:
         self.embedder = embedder
         self.store = store
@@ -113,43 +192,76 @@ class Ingestor:
         self.chunk_overlap = chunk_overlap
         self.max_bytes = max_bytes
         self.window_bytes = window_bytes  # .txt/.md files bigger than this are streamed in windows of it
+        self.max_text_chars = max_text_chars  # per file, see ingest.loaders.Limits
+        self.max_seconds = max_seconds
+        self._lock: CommitLock = nullcontext  # while ingest() runs: the commit_lock it was given
 
     @property
     def marker(self) -> Path:
         """Present while an ingest runs; left behind by a crashed one, so the next user repairs first."""
         return self.manifest_path.parent / "ingest.incomplete"
 
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.marker)
+
     def repair(self) -> None:
         """Reconcile after a crashed ingest (call with the collection lock held)."""
         manifest = Manifest.load(self.manifest_path)
-        self.reconcile(manifest)
+        self.reconcile(manifest, self.journal.ids())
         manifest.save()
-        self.marker.unlink(missing_ok=True)
+        self.journal.finish()
 
     # -- consistency -----------------------------------------------------------------------------------
-    def reconcile(self, manifest: Manifest) -> None:
-        """Bring store and BM25 index in line with the manifest after a crash or an outside change:
-        chunks of files the manifest does not know are removed; files whose chunks are not all present are
-        dropped from the manifest (so they are re-ingested); the BM25 index is rebuilt when it disagrees."""
+    def reconcile(self, manifest: Manifest, ours: Set[str] = frozenset()) -> bool:
+        """Bring the manifest and the BM25 index (this data directory's own files) in line with the store, and
+        take out of the store what a crashed ingest of this data directory left there: ``ours``, the ids its
+        journal lists, unless the manifest holds them. Nothing else is deleted: chunks the manifest does not
+        know may be another data directory's (one Chroma collection shared by several), so they are reported
+        in one warning. A file whose chunks are not all in the store is dropped from the manifest (it is
+        ingested again next time). Returns whether anything changed."""
         counts = self.store.source_counts()
-        for source in set(counts) - set(manifest.files):
-            self.store.delete_source(source)
-        for source, entry in list(manifest.files.items()):
-            if counts.get(source, 0) != entry.chunks:
-                self.store.delete_source(source)
-                del manifest.files[source]
+        changed = False
+        for _ in range(2):  # again after removing leftovers: a source's count can only have gone down
+            for source, entry in list(manifest.files.items()):
+                if counts.get(source, 0) < entry.chunks:
+                    del manifest.files[source]
+                    changed = True
+            leftovers = sorted(set(ours) - manifest.chunk_ids())
+            if not leftovers:
+                break
+            with self._lock():
+                self.store.delete_ids(leftovers)
+            ours, changed = frozenset(), True
+            counts = self.store.source_counts()
+        self._report_unknown(counts, manifest)
         wanted = manifest.chunk_ids()
         if self.bm25.ids() != wanted:
-            for source in {s for s in self._bm25_sources()} - set(manifest.files):
-                self.bm25.remove_source(source)
-            have = self.bm25.ids()
-            stale = have - wanted
-            if stale:
-                self.bm25.remove_ids(list(stale))
-            missing = wanted - self.bm25.ids()
-            if missing:
-                self.bm25.add(self.store.get(sorted(missing)))
-            self.bm25.save()
+            with self._lock():
+                for source in {s for s in self._bm25_sources()} - set(manifest.files):
+                    self.bm25.remove_source(source)
+                have = self.bm25.ids()
+                stale = have - wanted
+                if stale:
+                    self.bm25.remove_ids(list(stale))
+                missing = wanted - self.bm25.ids()
+                if missing:
+                    self.bm25.add(self.store.get(sorted(missing)))
+                self.bm25.save()
+            changed = True
+        return changed
+
+    def _report_unknown(self, counts: dict[str, int], manifest: Manifest) -> None:
+        unknown = {s: n for s, n in counts.items() if s not in manifest.files}
+        extra = {s: counts[s] - e.chunks for s, e in manifest.files.items() if counts.get(s, 0) > e.chunks}
+        n = sum(unknown.values()) + sum(extra.values())
+        if n:
+            log.warning(
+                "citeqa: warning: collection '%s' holds %d chunk(s) of %d file(s) that %s does not list (another "
+                "data directory sharing this Chroma collection, or an outside change): left in place, not "
+                "deleted; give each data directory its own collection, or ingest the files here",
+                getattr(self.store, "name", "?"), n, len(unknown) + len(extra), self.manifest_path,
+            )
 
     def _bm25_sources(self) -> set[str]:
         sources = getattr(self.bm25, "sources", None)
@@ -162,19 +274,35 @@ class Ingestor:
         *,
         prune: bool = False,
         progress: ProgressFn | None = None,
+        commit_lock: CommitLock | None = None,
     ) -> IngestReport:
+        """Ingest ``paths``. ``commit_lock``: taken around each write to the store and the BM25 index (and only
+        then), so that readers holding its other side see either the state before a write or after it."""
+        self._lock = commit_lock or nullcontext
+        try:
+            return self._ingest(paths, prune, progress)
+        finally:
+            self._lock = nullcontext
+
+    def _limits(self) -> Limits:
+        if self.max_text_chars is None and self.max_seconds is None:
+            return NO_LIMITS
+        return Limits.start(self.max_text_chars, self.max_seconds)
+
+    def _ingest(self, paths: Sequence[Path], prune: bool, progress: ProgressFn | None) -> IngestReport:
         t0 = time.perf_counter()
         report = IngestReport(collection=getattr(self.store, "name", ""))
-        self.marker.parent.mkdir(parents=True, exist_ok=True)
-        self.marker.write_text(str(os.getpid()), encoding="utf-8")
         manifest = Manifest.load(self.manifest_path)
-        self.reconcile(manifest)
+        # a crashed run's leftovers first (by its journal), saved before this run's journal replaces it
+        if self.reconcile(manifest, self.journal.ids()):
+            self._checkpoint(manifest)
+        self.journal.start()
 
         files, errors = iter_input_files([Path(p) for p in paths])
         report.failed.extend((e.path, e.reason) for e in errors)
         roots = [Path(p).resolve() for p in paths if Path(p).exists()]
 
-        pending: list[tuple[Document, list[Chunk], int, bool]] = []  # (doc, chunks, size, is_update)
+        pending: list[_Ready] = []
         pending_chunks = 0
         last_checkpoint = time.perf_counter()
         total = len(files)
@@ -182,6 +310,7 @@ class Ingestor:
             source = str(path)
             if progress:
                 progress(i, total, source)
+            limits = self._limits()
             try:
                 size, digest, raw, big = self._read(path)
             except FileError as exc:
@@ -195,7 +324,7 @@ class Ingestor:
                 if pending:  # small files first: the big file's batches then belong to it alone
                     self._flush(pending, manifest, report)
                     pending, pending_chunks = [], 0
-                self._ingest_stream(big, entry is not None, manifest, report)
+                self._ingest_stream(big, entry is not None, manifest, report, limits)
                 self._checkpoint(manifest)
                 last_checkpoint = time.perf_counter()
                 continue
@@ -203,15 +332,18 @@ class Ingestor:
                 if raw is None:  # the hash is taken again over exactly the bytes parsed
                     raw = read_file(path, self.max_bytes)
                     digest, size = hashlib.sha256(raw).hexdigest(), len(raw)
-                doc = document_from_bytes(path, raw, digest, self.max_bytes)
+                doc = document_from_bytes(path, raw, digest, self.max_bytes, limits=limits)
                 raw = None
                 chunks = chunk_document(doc, self.chunk_size, self.chunk_overlap)
                 if not chunks:
                     raise FileError(source, "no text to index")
+                ready = _Ready(doc, chunks, size, entry is not None)
+                if len(chunks) > EMBED_BATCH:  # a big document is embedded alone, its time limit checked per batch
+                    ready.vectors = self._embed(chunks, limits, source)
             except FileError as exc:
                 report.failed.append((exc.path, exc.reason))
                 continue
-            pending.append((doc, chunks, size, entry is not None))
+            pending.append(ready)
             pending_chunks += len(chunks)
             if pending_chunks >= EMBED_BATCH:
                 self._flush(pending, manifest, report)
@@ -226,11 +358,13 @@ class Ingestor:
             seen = {str(f) for f in files}
             for source in sorted(manifest.files):
                 if source not in seen and _under(source, roots) and not Path(source).exists():
-                    self._remove(manifest, source)
+                    with self._lock():
+                        self._remove(manifest, source)
                     report.removed.append(source)
         self._checkpoint(manifest)
-        self.texts.discard_unused({e.content_hash for e in manifest.files.values()})
-        self.marker.unlink(missing_ok=True)
+        with self._lock():
+            self.texts.discard_unused({e.content_hash for e in manifest.files.values()})
+        self.journal.finish()
         if progress:
             progress(total, total, "")
         report.seconds = time.perf_counter() - t0
@@ -247,29 +381,48 @@ class Ingestor:
             return big.size, big.content_hash, None, big
         return size, hash_file(path, self.max_bytes), None, None  # a big PDF/DOCX/HTML: parsed whole if changed
 
-    def _embed(self, chunks: Sequence[Chunk]):  # -> np.ndarray
-        """Vectors for ``chunks``, EMBED_BATCH at a time: the model's working memory stays that of one batch."""
+    def _embed(self, chunks: Sequence[Chunk], limits: Limits = NO_LIMITS, name: str = ""):  # -> np.ndarray
+        """Vectors for ``chunks``, EMBED_BATCH at a time: the model's working memory stays that of one batch (and
+        a file past its time limit is stopped between batches)."""
         import numpy as np
 
         if len(chunks) <= EMBED_BATCH:
             return self.embedder.embed([c.text for c in chunks])
-        return np.concatenate([self.embedder.embed([c.text for c in chunks[k : k + EMBED_BATCH]])
-                               for k in range(0, len(chunks), EMBED_BATCH)])
+        parts = []
+        for k in range(0, len(chunks), EMBED_BATCH):
+            limits.check_time(name)
+            parts.append(self.embedder.embed([c.text for c in chunks[k : k + EMBED_BATCH]]))
+        return np.concatenate(parts)
 
-    def _flush(self, pending: list[tuple[Document, list[Chunk], int, bool]], manifest: Manifest,
-               report: IngestReport) -> None:
-        all_chunks = [c for _, chunks, _, _ in pending for c in chunks]
-        vectors = self._embed(all_chunks)
-        # Old chunks of updated files go first. New files have none: reconcile() removed whatever a crashed
-        # run left of files the manifest does not know. Then one store write for the whole batch.
-        for doc, _, _, is_update in pending:
-            self.texts.save(doc.content_hash, doc.text)
-            if is_update:
-                self.store.delete_source(doc.source)
-                self.bm25.remove_source(doc.source)
-        self.store.upsert(all_chunks, vectors)
-        self.bm25.add(all_chunks)
-        for doc, chunks, size, is_update in pending:
+    def _flush(self, pending: list[_Ready], manifest: Manifest, report: IngestReport) -> None:
+        import numpy as np
+
+        todo = [r for r in pending if r.vectors is None]  # small files: embedded together, outside the lock
+        if todo:
+            vecs = self._embed([c for r in todo for c in r.chunks])
+            k = 0
+            for r in todo:
+                r.vectors, k = vecs[k : k + len(r.chunks)], k + len(r.chunks)
+        all_chunks = [c for r in pending for c in r.chunks]
+        vectors = np.concatenate([r.vectors for r in pending])
+        for r in pending:
+            self.texts.save(r.doc.content_hash, r.doc.text)
+        old = [cid for r in pending if r.is_update and r.doc.source in manifest.files
+               for cid in manifest.files[r.doc.source].chunk_ids]
+        self.journal.record([*old, *(c.id for c in all_chunks)])
+        # One store write for the whole batch, then the old chunks of updated files go (a crash in between leaves
+        # the old version whole: the new ids are in the journal, the old ones in the manifest). New files have
+        # none: reconcile() removed whatever a crashed run of this data dir left.
+        with self._lock():
+            self.store.upsert(all_chunks, vectors)
+            for r in pending:
+                if r.is_update:
+                    new = {c.id for c in r.chunks}
+                    self.store.delete_ids([i for i in self.store.ids_for_source(r.doc.source) if i not in new])
+                    self.bm25.remove_source(r.doc.source)
+            self.bm25.add(all_chunks)
+        for r in pending:
+            doc, chunks, size, is_update = r.doc, r.chunks, r.size, r.is_update
             manifest.files[doc.source] = FileEntry(
                 source=doc.source,
                 content_hash=doc.content_hash,
@@ -284,30 +437,38 @@ class Ingestor:
             report.chunks += len(chunks)
             report.characters += sum(len(c.text) for c in chunks)
 
-    def _ingest_stream(self, tf: TextFile, is_update: bool, manifest: Manifest, report: IngestReport) -> None:
+    def _ingest_stream(self, tf: TextFile, is_update: bool, manifest: Manifest, report: IngestReport,
+                       limits: Limits = NO_LIMITS) -> None:
         """Ingest a big text file window by window: its chunks are embedded and stored EMBED_BATCH at a time
         and its text is written to the TextStore as it is read; its manifest entry comes last.
 
         An updated file loses its old chunks and its manifest entry first (saved at once), so a crash at any
         later point leaves only chunks of a file the manifest does not know, which reconcile() removes. A
         FileError part way (the file changed while being read) removes what was stored of it."""
-        source = tf.source
+        source, name = tf.source, str(tf.path)
         if is_update:
-            self._remove(manifest, source)
+            self.journal.record(manifest.files[source].chunk_ids if source in manifest.files else [])
+            with self._lock():
+                self._remove(manifest, source)
             self._checkpoint(manifest)
         ids: list[str] = []
-        chars = embedded = 0
+        chars = counted = embedded = 0
 
         def store(batch: list[Chunk]) -> None:
             nonlocal embedded
-            self.store.upsert(batch, self._embed(batch))
-            self.bm25.add(batch)
+            limits.check_time(name)
+            vectors = self._embed(batch)
+            self.journal.record(c.id for c in batch)
+            with self._lock():
+                self.store.upsert(batch, vectors)
+                self.bm25.add(batch)
             ids.extend(c.id for c in batch)
             embedded += sum(len(c.text) for c in batch)
 
         def write_counted(piece: str) -> None:
-            nonlocal chars
+            nonlocal chars, counted
             chars += len(piece)
+            counted += text_chars(piece)  # not limited: a .txt/.md file's text is its size (max_file_mb)
             write(piece)
 
         try:
@@ -325,8 +486,9 @@ class Ingestor:
                     raise FileError(str(tf.path), "no text to index")
         except FileError as exc:
             if ids:
-                self.store.delete_source(source)
-                self.bm25.remove_source(source)
+                with self._lock():
+                    self.store.delete_ids(ids)
+                    self.bm25.remove_source(source)
             report.failed.append((exc.path, exc.reason))
             return
         manifest.files[source] = FileEntry(
@@ -344,8 +506,9 @@ class Ingestor:
 
     def _checkpoint(self, manifest: Manifest) -> None:
         # BM25 first: a manifest entry must never claim chunks the index does not have.
-        self.bm25.save()
-        manifest.save()
+        with self._lock():
+            self.bm25.save()
+            manifest.save()
 
     def _remove(self, manifest: Manifest, source: str) -> int:
         n = self.store.delete_source(source)

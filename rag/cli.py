@@ -66,6 +66,10 @@ def ingest(
     prune: Annotated[bool, typer.Option("--prune", help="Remove files under PATHs that no longer exist")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     max_file_mb: Annotated[float | None, typer.Option("--max-file-mb", help="Skip files larger than this")] = None,
+    max_text_chars: Annotated[int | None, typer.Option(
+        "--max-text-chars", help="Skip PDF/DOCX/HTML files whose text is longer [env CITEQA_MAX_TEXT_CHARS]")] = None,
+    max_ingest_seconds: Annotated[float | None, typer.Option(
+        "--max-ingest-seconds", help="Skip a file whose ingest takes longer [env CITEQA_MAX_INGEST_SECONDS]")] = None,
     chunk_size: Annotated[
         int | None, typer.Option("--chunk-size", help="Max word pieces per chunk [env CITEQA_CHUNK_SIZE]")
     ] = None,
@@ -81,7 +85,8 @@ def ingest(
     from rag.pipeline import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, max_file_mb=max_file_mb,
-                  chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+                  max_text_chars=max_text_chars, max_ingest_seconds=max_ingest_seconds, chunk_size=chunk_size,
+                  chunk_overlap=chunk_overlap)
     from rag.serving import refuse_if_served
 
     refuse_if_served(s.data_dir, s.chroma, "ingest")
@@ -267,11 +272,26 @@ def serve(
     collection: CollectionOpt = None,
     chroma: ChromaOpt = None,
     embedder: EmbedderOpt = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option("--backend", "--backends", help="NAME=SPEC, repeatable: an answer backend sessions may pick, "
+                     "beside extractive and --llm (named default) [env CITEQA_BACKENDS=name=spec;name=spec]"),
+    ] = None,
+    backends_file: Annotated[
+        Path | None,
+        typer.Option("--backends-file", help="JSON or TOML file of NAME = SPEC backends [env CITEQA_BACKENDS_FILE]"),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", "--allowed-hosts", help="a Host name the server answers to besides loopback "
+                     "and --host, repeatable (*.example.org, * = any) [env CITEQA_ALLOWED_HOSTS=name,name]"),
+    ] = None,
 ) -> None:
     """Start the chat UI in the browser."""
     from ui.app import serve as serve_ui
 
-    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm)
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm,
+                  backends=backend or None, backends_file=backends_file, allowed_hosts=allowed_host or None)
     serve_ui(s, host=host, port=port, auth=auth or os.environ.get("CITEQA_AUTH"))
 
 

@@ -26,6 +26,10 @@ class QuestionError(CiteqaError):
 
 def check_question(question: str) -> str:
     """Return the question stripped, or raise QuestionError with what to do."""
+    if question is not None and not isinstance(question, str):  # e.g. a number or a list sent through the API
+        raise QuestionError(
+            f"the question must be text, not {type(question).__name__}: send the question as a string"
+        )
     q = (question or "").strip()
     if not q:
         raise QuestionError("the question is empty: type a question about your documents")
@@ -61,6 +65,7 @@ class SourceInfo:
 class Citeqa:
     def __init__(self, settings: Settings, *, embedder: Any = None) -> None:
         self.settings = settings
+        self._settled: tuple[int, int] | None = None  # (store count, BM25 size) after the last repair
         if embedder is not None:
             self.__dict__["embedder"] = embedder
 
@@ -143,6 +148,8 @@ class Citeqa:
             chunk_size=self.settings.chunk_size,
             chunk_overlap=self.settings.chunk_overlap,
             max_bytes=int(self.settings.max_file_mb * 2**20),
+            max_text_chars=self.settings.max_text_chars,
+            max_seconds=self.settings.max_ingest_seconds,
         )
 
     def lock(self, timeout: float = 0):
@@ -153,9 +160,11 @@ class Citeqa:
         return FileLock(str(self.settings.collection_dir / "ingest.lock"), timeout=timeout)
 
     # -- operations ------------------------------------------------------------------------------------
-    def ingest(self, paths: Sequence[Path], *, prune: bool = False, progress: bool = True, on_progress=None):
+    def ingest(self, paths: Sequence[Path], *, prune: bool = False, progress: bool = True, on_progress=None,
+               commit_lock=None):
         """Ingest files/folders; returns ingest.runner.IngestReport. Raises BusyError if another ingest of
-        this collection is running."""
+        this collection is running. ``commit_lock`` (e.g. the UI's per-collection write lock) is held only for
+        each short write to the store and BM25 index, never while files are read, chunked or embedded."""
         from filelock import Timeout
 
         from rag.errors import BusyError
@@ -163,14 +172,14 @@ class Citeqa:
         try:
             with self.lock(timeout=0):
                 if on_progress is None and progress:
-                    return self._ingest_with_bar(paths, prune)
-                return self.ingestor.ingest(paths, prune=prune, progress=on_progress)
+                    return self._ingest_with_bar(paths, prune, commit_lock)
+                return self.ingestor.ingest(paths, prune=prune, progress=on_progress, commit_lock=commit_lock)
         except Timeout:
             raise BusyError(
                 f"another ingest into collection '{self.settings.collection}' is running: wait for it to finish"
             ) from None
 
-    def _ingest_with_bar(self, paths: Sequence[Path], prune: bool):
+    def _ingest_with_bar(self, paths: Sequence[Path], prune: bool, commit_lock=None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(
@@ -186,7 +195,7 @@ class Citeqa:
             def on_progress(done: int, total: int, name: str) -> None:
                 bar.update(task, completed=done, total=total, description=Path(name).name if name else "")
 
-            return self.ingestor.ingest(paths, prune=prune, progress=on_progress)
+            return self.ingestor.ingest(paths, prune=prune, progress=on_progress, commit_lock=commit_lock)
 
     def forget(self, path: str | Path) -> int:
         source = str(Path(path).expanduser().resolve())
@@ -227,15 +236,19 @@ class Citeqa:
         from filelock import Timeout
 
         crashed = (self.settings.collection_dir / "ingest.incomplete").exists()
-        bm25_off = self.settings.hybrid and (
-            getattr(self.bm25, "damaged", False)
-            or len(self.bm25) != (self.store.count() if count is None else count)
+        count = self.store.count() if count is None else count
+        # a store holding chunks this data dir does not list (a shared Chroma collection) keeps disagreeing with
+        # the BM25 index: one repair (and its one warning) per change of the two, not one per question
+        settled = self._settled == (count, len(self.bm25))
+        bm25_off = self.settings.hybrid and not settled and (
+            getattr(self.bm25, "damaged", False) or len(self.bm25) != count
         )
         if not (crashed or bm25_off):
             return False
         try:
             with self.lock(timeout=0):
                 self.ingestor.repair()  # mends the same BM25 object the retriever holds
+                self._settled = (self.store.count(), len(self.bm25))
                 return True
         except Timeout:
             return False

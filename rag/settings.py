@@ -2,24 +2,93 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rag.errors import ConfigError
 
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
 _HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+_HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[?[0-9a-f:.]+\]?")
 EMBEDDERS = ("minilm", "minilm-int8")
+_BACKEND_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+DEFAULT_BACKEND = "default"  # the name sessions see for the server's own `llm` (when it is not extractive)
 
 
 def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("citeqa", appauthor=False))
+
+
+def parse_backends(value: Any) -> dict[str, str]:
+    """Named answer backends from ``name=spec;name=spec``, a JSON object, repeated ``name=spec`` flags or a
+    mapping, each spec checked like ``llm``; raises ValueError saying what is wrong."""
+    from rag.llm import parse_llm_spec
+
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON object of name: spec ({exc.msg})") from None
+        else:
+            value = [part for part in text.split(";") if part.strip()]
+    if isinstance(value, list | tuple):
+        pairs: dict[str, str] = {}
+        for part in value:
+            name, sep, spec = str(part).partition("=")
+            if not sep:
+                raise ValueError(f"{str(part).strip()!r} is not name=spec, e.g. local=ollama:llama3.2@127.0.0.1:11434")
+            pairs[name.strip()] = spec.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise ValueError("must be name=spec;name=spec or a JSON object of name: spec")
+    out: dict[str, str] = {}
+    for name, spec in value.items():
+        if not isinstance(name, str) or not _BACKEND_NAME_RE.fullmatch(name):
+            raise ValueError(f"backend name {name!r} must be 1-40 letters, digits, '.', '_' or '-'")
+        if not isinstance(spec, str):
+            raise ValueError(f"backend {name!r} needs a spec string, e.g. ollama:llama3.2@127.0.0.1:11434")
+        if name == DEFAULT_BACKEND or (name == "extractive" and spec.strip() != "extractive"):
+            raise ValueError(f"backend name {name!r} is taken (by --llm / the extractive backend): pick another")
+        try:
+            out[name] = parse_llm_spec(spec).raw
+        except ConfigError as err:
+            why = re.sub(r"^bad setting \w+ \([^)]*\) = '.*?': ", "", str(err))
+            raise ValueError(f"backend {name!r} = {spec!r}: {why}") from None
+    return out
+
+
+def read_backends_file(path: Path) -> dict[str, str]:
+    """Named backends from a JSON object or a TOML file (top-level ``name = "spec"`` or a ``[backends]`` table)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read it ({exc.strerror or exc})") from None
+    if Path(path).suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    else:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"not valid TOML ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("backends"), dict):
+        data = data["backends"]
+    return parse_backends(data)
 
 
 class Settings(BaseSettings):
@@ -41,6 +110,16 @@ class Settings(BaseSettings):
     expand: bool = Field(True, description="with hybrid: a second BM25 round from the best passages (multi-hop)")
     mmr: bool = Field(False, description="diversify the passages with maximal marginal relevance")
     max_file_mb: float = Field(200.0, description="files larger than this are skipped")
+    # What one file may cost an ingest: a small file can expand to far more text than its size (a .docx is a zip)
+    max_text_chars: int = Field(
+        10_000_000, description="PDF/DOCX/HTML files whose extracted text has more characters than this (whitespace "
+        "not counted) are skipped (.txt/.md text is the file itself: max_file_mb bounds it)"
+    )
+    max_ingest_seconds: float = Field(900.0, description="a file whose ingest takes longer than this is skipped")
+    # Host headers `citeqa serve` answers besides loopback names and the address it binds (DNS rebinding)
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="extra Host names the server answers to: name,name (* = any)"
+    )
     min_relevance: float = Field(
         0.3, description="abstain when neither the best passage nor the best sentence is this similar"
     )
@@ -51,11 +130,17 @@ class Settings(BaseSettings):
         description="llama.cpp's extra buffer types (weight repacking): auto = off on AMX CPUs when llama.cpp was "
         "built with its AMX kernels (they crash on the first decode), on, off",
     )
+    # What UI sessions may pick as their answer backend (see offered_backends). The operator's choice: a session
+    # picks one of these names and never supplies a URL, a path or a key.
+    backends: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="named answer backends a UI session may pick: name=spec;name=spec"
+    )
+    backends_file: Path | None = Field(None, description="a JSON or TOML file of named answer backends")
 
     @field_validator("collection")
     @classmethod
     def _collection(cls, v: str) -> str:
-        if not _COLLECTION_RE.match(v) or ".." in v:
+        if not isinstance(v, str) or not _COLLECTION_RE.fullmatch(v) or ".." in v:  # fullmatch: no "abc\n"
             raise ValueError(
                 "must be 3-128 characters of letters, digits, '.', '_' or '-', starting and ending with a "
                 "letter or digit"
@@ -98,6 +183,20 @@ class Settings(BaseSettings):
             raise ValueError("must be auto, on or off")
         return v
 
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _backends(cls, v: Any) -> dict[str, str]:
+        return parse_backends(v)
+
+    @field_validator("backends_file", mode="before")
+    @classmethod
+    def _backends_file(cls, v: Any) -> Path | None:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        path = Path(str(v).strip()).expanduser()
+        read_backends_file(path)  # a bad file stops the server at start, not a session later
+        return path
+
     @field_validator("chunk_size")
     @classmethod
     def _chunk_size(cls, v: int) -> int:
@@ -112,12 +211,33 @@ class Settings(BaseSettings):
             raise ValueError("must be between 1 and 100")
         return v
 
-    @field_validator("max_file_mb", "llm_timeout")
+    @field_validator("max_file_mb", "llm_timeout", "max_text_chars", "max_ingest_seconds")
     @classmethod
     def _positive(cls, v: float) -> float:
         if v <= 0:
             raise ValueError("must be greater than 0")
         return v
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):  # CITEQA_DATA_DIR="" is unset, not "."
+            return default_data_dir()
+        return Path(str(v).strip() if isinstance(v, str) else v).expanduser()
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _allowed_hosts(cls, v: Any) -> tuple[str, ...]:
+        parts = v.split(",") if isinstance(v, str) else list(v or ())
+        out = []
+        for part in parts:
+            host = str(part).strip().lower()
+            if not host:
+                continue
+            if host != "*" and not _HOST_RE.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name or address (name,name; * = any)")
+            out.append(host)
+        return tuple(dict.fromkeys(out))
 
     @field_validator("min_relevance")
     @classmethod
@@ -131,6 +251,22 @@ class Settings(BaseSettings):
         if not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError("chunk_overlap must be >= 0 and smaller than chunk_size")
         return self
+
+    @property
+    def offered_backends(self) -> dict[str, str]:
+        """The answer backends a UI session may pick, name -> spec: the server's own ``llm`` as ``default`` (when it
+        is not extractive), ``extractive``, then those of ``backends_file`` and ``backends`` (the latter win)."""
+        out = {} if self.llm == "extractive" else {DEFAULT_BACKEND: self.llm}
+        out["extractive"] = "extractive"
+        if self.backends_file is not None:
+            out.update(read_backends_file(self.backends_file))
+        out.update(self.backends)
+        return out
+
+    @property
+    def default_backend(self) -> str:
+        """The name, among offered_backends, of the server's own ``llm``."""
+        return "extractive" if self.llm == "extractive" else DEFAULT_BACKEND
 
     @property
     def chroma_host_port(self) -> tuple[str, int] | None:
@@ -156,7 +292,7 @@ def load_settings(**overrides: Any) -> Settings:
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**given)
+        s = Settings(**given)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err.get("loc") else "settings"
@@ -164,3 +300,35 @@ def load_settings(**overrides: Any) -> Settings:
         value = err.get("input")
         where = f"--{name.replace('_', '-')} / CITEQA_{name.upper()}" if name != "settings" else "settings"
         raise ConfigError(f"bad setting {name} ({where}) = {value!r}: {msg}") from None
+    why = data_dir_problem(s.data_dir)
+    if why:
+        raise ConfigError(
+            f"bad setting data_dir (--data-dir / CITEQA_DATA_DIR) = '{s.data_dir}': {why}: point it at a folder "
+            "you can write to (or unset it for the default)"
+        )
+    return s
+
+
+def data_dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be the data directory (a file, not writable, cannot be created), or None. Creates
+    nothing: a command that only reads must not leave folders behind."""
+    import os
+
+    p = Path(path)
+    try:
+        if p.exists():
+            if not p.is_dir():
+                return "it is a file, not a folder"
+            if not os.access(p, os.W_OK | os.X_OK):
+                return "the folder is not writable"
+            return None
+        parent = p.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            return f"it cannot be created: {parent} is a file, not a folder"
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return f"it cannot be created: {parent} is not writable"
+    except OSError as exc:
+        return f"it cannot be used ({exc.strerror or exc})"
+    return None

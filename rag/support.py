@@ -91,9 +91,19 @@ def content_words(text: str) -> list[str]:
     return out
 
 
+MAX_NUMBER_DIGITS = 15  # longer digit runs are identifiers (a float would round them, or overflow to inf)
+
+
+def _literal(tok: str) -> bool:
+    """Whether a digit token is an identifier rather than a quantity: ``3.11.7``, ``10.0.0.1``, ``2021.01.02``
+    (more than one dot) or a run of digits too long to be a value. Such a token must match as written."""
+    return tok.count(".") > 1 or sum(ch.isdigit() for ch in tok) > MAX_NUMBER_DIGITS
+
+
 def numbers(text: str) -> set[str]:
     """The numbers of ``text`` as values, so that spellings meet: ``2,000`` -> ``2000``, ``two hundred`` -> ``200``,
-    ``3.5 million`` -> ``3500000``, ``twenty-five`` -> ``25``."""
+    ``3.5 million`` -> ``3500000``, ``twenty-five`` -> ``25``. Versions, IP addresses, dotted dates and long digit
+    runs (``3.11.7``, ``10.0.0.1``, ``2021.01.02``) are one literal token each, kept as written."""
     out: set[str] = set()
     total, current, have, prev_small = 0.0, 0.0, False, None
 
@@ -105,8 +115,13 @@ def numbers(text: str) -> set[str]:
         total, current, have = 0.0, 0.0, False
 
     for tok in tokens(text):
+        if tok[0].isdigit() and _literal(tok):  # a version, an address, a dotted date, a serial: as written
+            flush()
+            out.add(tok)
+            prev_small = None
+            continue
         if tok[0].isdigit() or (tok in _NUMBER_WORDS and tok != "one"):  # "one of them" is rarely a quantity
-            v = float(tok.rstrip(".")) if tok[0].isdigit() else float(_NUMBER_WORDS[tok])
+            v = float(tok) if tok[0].isdigit() else float(_NUMBER_WORDS[tok])
             # a small number right after another starts a new one, except "twenty" + "five"
             if prev_small is not None and not (prev_small >= 20 and prev_small % 10 == 0 and v < 10):
                 flush()

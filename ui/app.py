@@ -13,7 +13,8 @@ The answer function is also a public API endpoint, ``/ask`` (see ``api_ask``)::
 
 It returns the same object as ``citeqa ask --json``: answer (with [n] markers), short_answer, abstained,
 citations (n, source, page, start, end, text, score, supported), unsupported_sentences, backend, notes,
-timings (ms) and retrieved passages. Optional arguments: ``k`` (passages to retrieve) and ``collection``.
+timings (ms) and retrieved passages. Optional arguments: ``k`` (passages to retrieve) and ``collection`` (an
+existing one: asking never creates a collection). One answer at a time per session (docs/security.md).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ STATIC = Path(__file__).parent / "static"
 HISTORY_TURNS = 6  # exchanges a follow-up question sees
 ASKS_AT_ONCE = 4  # questions answered in parallel (all sessions and the API together)
 CONTEXT_MAX_BYTES = 32 * 2**20  # bigger documents show a cited span without its surrounding text (not loaded)
+UPLOAD_CACHE = (600, 3600)  # every 10 minutes, Gradio deletes the files uploaded to it over an hour ago
 # local fonts only: no request to a font CDN (the UI works offline and tells no one it was opened)
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "DejaVu Sans",
                 "Helvetica Neue", "Arial", "sans-serif")
@@ -61,7 +63,7 @@ class Session:
     collection: str
     k: int
     hybrid: bool
-    llm: str
+    backend: str  # the name of one of the server's offered backends (Engine.backends), never a spec
     exchanges: list[Exchange] = field(default_factory=list)
     messages: list[dict[str, str]] = field(default_factory=list)
     selected: int | None = None
@@ -101,7 +103,7 @@ class ChatUI:
         return library.header_html(
             collection=sess.collection,
             documents=len(self.engine.qa(sess.collection).sources()),
-            llm=sess.llm,
+            llm=sess.backend,
             k=sess.k,
             hybrid=sess.hybrid,
             live=live,
@@ -123,10 +125,10 @@ class ChatUI:
             return "Rate an answer once you have one (right or wrong), optionally with the correct answer."
         ex = sess.exchanges[t]
         done = f" (rated {'right' if ex.vote == 'up' else 'wrong'})" if ex.vote else ""
-        return f"Rating **answer {t + 1}**{done}: “{ex.question}”"
+        return f"Rating **answer {t + 1}**{done}: “{render.markdown_literal(ex.question)}”"  # Markdown: escaped
 
     # -- chat ------------------------------------------------------------------------------------------------
-    def respond(self, question: str, sess: Session):
+    def respond(self, question: str, sess: Session, request: gr.Request):
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question about your documents first.")
@@ -135,32 +137,34 @@ class ChatUI:
         turn = len(sess.exchanges)
         ex = Exchange(question, sess.collection)
         sess.exchanges.append(ex)
-        sess.messages = [*sess.messages, {"role": "user", "content": render._text(question)},
+        sess.messages = [*sess.messages, {"role": "user", "content": render.user_html(question)},
                          {"role": "assistant", "content": render.streaming_html("Searching your documents…")}]
         yield sess.messages, "", gr.skip(), gr.skip(), sess
         try:
-            qa = self.engine.answering_qa(sess.collection, hybrid=sess.hybrid, llm=sess.llm)
-            if not qa.sources():
-                raise NotFoundError(
-                    f"collection '{sess.collection}' is empty: add documents in the Library tab first"
-                )
-            text, final = "", None
-            parts = qa.stream(question, k=sess.k, history=sess.history())
-            with self.engine.lock(sess.collection).read():  # retrieval happens before the first piece
-                first = next(parts, None)
-            for part in itertools.chain([first] if first is not None else [], parts):
-                if isinstance(part, Answer):
-                    final = part
-                    continue
-                text += part
-                sess.messages[-1] = {"role": "assistant", "content": render.streaming_html(text)}
-                yield sess.messages, gr.skip(), gr.skip(), gr.skip(), sess
-            if final is None:
-                raise CiteqaError("the answer backend stopped without an answer: try again")
-            ex.answer = final
-            shown = render.answer_html(final, turn, self.namer(ex.collection))
-            sess.messages[-1] = {"role": "assistant", "content": shown}
-            sess.selected = turn
+            # one answer per session at a time (BusyError, shown in the chat); held until the last piece
+            with self.engine.answer_slot(getattr(request, "session_hash", None)):
+                qa = self.engine.answering_qa(sess.collection, hybrid=sess.hybrid, backend=sess.backend)
+                if not qa.sources():
+                    raise NotFoundError(
+                        f"collection '{sess.collection}' is empty: add documents in the Library tab first"
+                    )
+                text, final = "", None
+                parts = qa.stream(question, k=sess.k, history=sess.history())
+                with self.engine.lock(sess.collection).read():  # retrieval happens before the first piece
+                    first = next(parts, None)
+                for part in itertools.chain([first] if first is not None else [], parts):
+                    if isinstance(part, Answer):
+                        final = part
+                        continue
+                    text += part
+                    sess.messages[-1] = {"role": "assistant", "content": render.streaming_html(text)}
+                    yield sess.messages, gr.skip(), gr.skip(), gr.skip(), sess
+                if final is None:
+                    raise CiteqaError("the answer backend stopped without an answer: try again")
+                ex.answer = final
+                shown = render.answer_html(final, turn, self.namer(ex.collection))
+                sess.messages[-1] = {"role": "assistant", "content": shown}
+                sess.selected = turn
         except CiteqaError as err:
             ex.error = str(err)
             sess.messages[-1] = {"role": "assistant", "content": render.error_html(str(err))}
@@ -230,19 +234,22 @@ class ChatUI:
         return self.vote("up" if liked else "down", correct, sess, turn=int(idx) // 2)
 
     # -- settings --------------------------------------------------------------------------------------------
-    def apply_settings(self, k: float | None, hybrid: bool, llm: str, sess: Session):
+    def apply_settings(self, k: float | None, hybrid: bool, backend: str | None, sess: Session):
+        """``backend`` is a name from the server's list; a spec, URL or path from a session is refused here,
+        whatever the page sent (API callers can send any string)."""
         try:
             k_int = int(k) if k is not None and float(k).is_integer() else k
-            s = validated(self.engine.settings, collection=sess.collection, k=k_int, hybrid=bool(hybrid),
-                          llm=(llm or "").strip() or "extractive")
+            s = validated(self.engine.settings, collection=sess.collection, k=k_int, hybrid=bool(hybrid))
+            name = backend.strip() if isinstance(backend, str) else ""
+            self.engine.backend_spec(name or self.engine.settings.default_backend)
         except ConfigError as err:
             msg = ui_message(err)
             gr.Warning(msg)
             return f'<div class="cq-error">Not saved: {render._text(msg)}</div>', gr.skip(), sess
-        sess.k, sess.hybrid, sess.llm = s.k, s.hybrid, s.llm
+        sess.k, sess.hybrid, sess.backend = s.k, s.hybrid, name or self.engine.settings.default_backend
         return (
             f'<div class="cq-ok-msg">Saved for this session: k {s.k}, hybrid {"on" if s.hybrid else "off"}, '
-            f"backend {render._text(s.llm)}.</div>",
+            f"backend {render._text(sess.backend)}.</div>",
             self.header(sess),
             sess,
         )
@@ -267,9 +274,11 @@ def build_app(settings: Settings, *, factory: Any = None) -> gr.Blocks:
     engine = Engine(settings, factory)
     ui = ChatUI(engine)
     lib = library.LibraryUI(engine, ui)
-    start = Session(collection=settings.collection, k=settings.k, hybrid=settings.hybrid, llm=settings.llm)
+    start = Session(collection=settings.collection, k=settings.k, hybrid=settings.hybrid,
+                    backend=settings.default_backend)
 
-    with gr.Blocks(title="citeqa: answers that cite the exact passage", fill_width=True) as app:
+    with gr.Blocks(title="citeqa: answers that cite the exact passage", fill_width=True,
+                   delete_cache=UPLOAD_CACHE) as app:  # files posted to /gradio_api/upload do not pile up
         sess = gr.State(start)
         with gr.Row(elem_id="cq-top"):
             gr.HTML(
@@ -325,10 +334,12 @@ def build_app(settings: Settings, *, factory: Any = None) -> gr.Blocks:
                                           elem_id="cq-k")  # no min/max here: apply_settings says what is wrong
                             hybrid = gr.Checkbox(value=settings.hybrid, label="Hybrid retrieval (BM25 + dense)",
                                                  elem_id="cq-hybrid")
-                            llm = gr.Textbox(
-                                value=settings.llm,
+                            backend = gr.Dropdown(
+                                choices=list(engine.backends),
+                                value=settings.default_backend,
                                 label="Answer backend",
-                                info="extractive | llamacpp:PATH.gguf | ollama:MODEL[@host:port] | openai:MODEL@URL",
+                                info="the backends this server offers (set by whoever runs it: --backend)",
+                                allow_custom_value=False,
                                 elem_id="cq-llm",
                             )
                             save = gr.Button("Save settings", size="sm", elem_id="cq-save-settings")
@@ -358,24 +369,26 @@ def build_app(settings: Settings, *, factory: Any = None) -> gr.Blocks:
         chatbot.like(ui.like, [correct, sess], voted, **private)
         up.click(lambda c, s: ui.vote("up", c, s), [correct, sess], voted, **private)
         down.click(lambda c, s: ui.vote("down", c, s), [correct, sess], voted, **private)
-        save.click(ui.apply_settings, [k, hybrid, llm, sess], [settings_msg, header, sess], **private)
+        save.click(ui.apply_settings, [k, hybrid, backend, sess], [settings_msg, header, sess], **private)
         app.load(lib.refresh, [sess], [*lib_parts, header], **private)
 
-        def api_ask(question: str, k: int | None = None, collection: str | None = None) -> dict:
+        def api_ask(question: str, k: int | None = None, collection: str | None = None,
+                    request: gr.Request = None) -> dict:  # type: ignore[assignment]
             """Answer a question from the documents, citing the exact passages.
 
             Args:
                 question: the question.
                 k: passages to retrieve (default: the server's k).
-                collection: the collection to ask (default: the server's collection).
+                collection: the collection to ask (default: the server's collection); it must exist.
             Returns:
                 The `citeqa ask --json` object: answer, short_answer, abstained, citations, timings, ...
             """
             try:
                 name = collection or settings.collection
-                qa = engine.qa(validated(settings, collection=name).collection)
+                qa = engine.qa(validated(settings, collection=name).collection)  # never creates one
                 k_ = validated(settings, k=k).k if k else None
-                with engine.lock(qa.settings.collection).read():
+                with engine.answer_slot(getattr(request, "session_hash", None)), \
+                        engine.lock(qa.settings.collection).read():
                     return qa.ask(question, k=k_).to_dict()
             except ConfigError as err:
                 raise gr.Error(ui_message(err)) from None
@@ -417,6 +430,16 @@ def exposure_warning(host: str, credentials: tuple[str, str] | None) -> str | No
     )
 
 
+def guard_middleware(settings: Settings, host: str, credentials: tuple[str, str] | None) -> Any:
+    """The host check (DNS rebinding) for every request, and the failed-login throttle with --auth (ui/guard.py)."""
+    from starlette.middleware import Middleware
+
+    from ui.guard import HostPolicy, LoginThrottle, ServerGuard
+
+    return Middleware(ServerGuard, hosts=HostPolicy(host, settings.allowed_hosts),
+                      throttle=LoginThrottle() if credentials else None)
+
+
 def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
           *, factory: Any = None) -> tuple[gr.Blocks, str]:
     """Build and launch without blocking; returns the app and its address (used by `serve` and the tests)."""
@@ -435,6 +458,7 @@ def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         quiet=True,
         max_file_size=f"{int(settings.max_file_mb * 4) + 1}mb",
         allowed_paths=[str(settings.data_dir / "eval-runs")],
+        app_kwargs={"middleware": [guard_middleware(settings, host, credentials)]},
         **launch_options(),
     )
     shown = f"[{host}]" if ":" in host else host
@@ -450,6 +474,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     """Start the UI and block until Ctrl-C."""
     app, url = start(settings, host, port, auth)
     print(f"citeqa: serving collection '{settings.collection}' with {settings.llm} at {url}", flush=True)
+    print(f"citeqa: answer backends sessions may pick: {', '.join(settings.offered_backends)}", flush=True)
     if auth:
         print("citeqa: login required (--auth)", flush=True)
     try:

@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rag.errors import ConfigError
+from rag.errors import BusyError, ConfigError, NotFoundError
 from rag.settings import Settings, load_settings
 
 SHARED_PARTS = ("client", "store", "bm25", "texts")  # the collection's state: one object each per collection
+ANSWERS_PER_SESSION = 1  # answers one session (a browser tab, an API client) may have running at once
+EVAL_COLLECTION = re.compile(r"^eval-[0-9a-f]{12}$")  # `citeqa eval`'s own collections (evals.runner)
 
 
 def validated(base: Settings, **changes: Any) -> Settings:
@@ -92,6 +94,8 @@ class Engine:
         self._variants: dict[tuple[str, bool, str], Any] = {}
         self._embedder: Any = None
         self._locks: dict[str, ReadWriteLock] = {}
+        self.backends = settings.offered_backends  # name -> spec: what sessions may pick (rag.settings)
+        self._running: dict[str, int] = {}  # session -> answers running
 
     def _make(self, settings: Settings, **kw: Any) -> Any:
         if self._factory is None:
@@ -105,12 +109,25 @@ class Engine:
             return self.settings
         return validated(self.settings, collection=collection)
 
+    def exists(self, collection: str) -> bool:
+        """The server's own collection, one that is open, or one with side files (created in the Library tab or
+        by `citeqa ingest`)."""
+        if collection == self.settings.collection or collection in self._base:
+            return True
+        return self.settings_for(collection).collection_dir.is_dir()
+
     def qa(self, collection: str | None = None) -> Any:
-        """The Citeqa of a collection with the server's settings (the one that ingests and forgets)."""
+        """The Citeqa of a collection with the server's settings (the one that ingests and forgets). A collection
+        that does not exist raises NotFoundError: asking or listing one never creates it."""
         name = collection or self.settings.collection
         with self._lock:
             qa = self._base.get(name)
             if qa is None:
+                if not self.exists(name):
+                    raise NotFoundError(
+                        f"collection '{name}' does not exist: create it in the Library tab (or with "
+                        f"`citeqa ingest --collection {name}`) first"
+                    )
                 kw = {"embedder": self._embedder} if self._embedder is not None else {}
                 qa = self._make(self.settings_for(name), **kw)
                 self._base[name] = qa
@@ -126,8 +143,39 @@ class Engine:
                 self._embedder = self.qa().embedder
             return self._embedder
 
-    def answering_qa(self, collection: str, *, hybrid: bool, llm: str) -> Any:
-        """The Citeqa that answers for a session: the collection's own one, or a variant sharing its parts."""
+    def backend_spec(self, name: str) -> str:
+        """The spec of an offered backend; anything else (a spec, a URL, a path) raises ConfigError."""
+        spec = self.backends.get(name) if isinstance(name, str) else None
+        if spec is None:
+            shown = str(name)[:60] + ("…" if len(str(name)) > 60 else "")
+            raise ConfigError(
+                f"answer backend '{shown}' is not offered by this server: pick one of {', '.join(self.backends)}"
+            )
+        return spec
+
+    @contextmanager
+    def answer_slot(self, session: str | None) -> Iterator[None]:
+        """Held while a session's answer runs; BusyError when the session already has ANSWERS_PER_SESSION."""
+        key = session or "-"
+        with self._lock:
+            if self._running.get(key, 0) >= ANSWERS_PER_SESSION:
+                raise BusyError(
+                    "you already have an answer running: wait for it to finish (each call of a generative "
+                    f"backend gives up after {self.settings.llm_timeout:g} s), then ask again"
+                )
+            self._running[key] = self._running.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[key] -= 1
+                if not self._running[key]:
+                    del self._running[key]
+
+    def answering_qa(self, collection: str, *, hybrid: bool, backend: str) -> Any:
+        """The Citeqa that answers for a session: the collection's own one, or a variant sharing its parts.
+        ``backend`` is the name of an offered backend (see backend_spec)."""
+        llm = self.backend_spec(backend)
         base = self.qa(collection)
         if hybrid == base.settings.hybrid and llm == base.settings.llm:
             return base
@@ -144,12 +192,13 @@ class Engine:
             return qa
 
     def collections(self) -> list[str]:
-        """Collections that have side files in the data directory, plus the server's own."""
+        """Collections that have side files in the data directory, plus the server's own; not the ones
+        `citeqa eval` builds for its runs."""
         root = self.settings.data_dir / "collections"
         names = {self.settings.collection, *self._base}
         if root.is_dir():
             names.update(p.name for p in root.iterdir() if p.is_dir())
-        return sorted(names)
+        return sorted(n for n in names if n == self.settings.collection or not EVAL_COLLECTION.match(n))
 
     def uploads_dir(self, collection: str) -> Path:
         return self.settings.data_dir / "uploads" / collection

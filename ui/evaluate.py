@@ -1,5 +1,11 @@
-"""The Evaluate tab: run a suite (a shipped one, a feedback file, or any path) over a docs folder, with a
+"""The Evaluate tab: run a suite (a shipped one, a feedback file, or one the user uploads) over documents the
+server already offers (a collection's own documents, or the bundled docs/ for the shipped suites), with a
 progress bar, then show the summary table, the bar chart, the worst cases and a link to report.html.
+
+A session never names a server path: suites and documents are picked from lists the server makes, and checked
+against them again when the run starts (docs/security.md). The runner indexes a folder, so a collection's
+documents are copied into ``DATA_DIR/eval-docs/COLLECTION`` first (exactly its documents, nothing beside them),
+and runs index into ``DATA_DIR/eval-index``, so their collections never show in the Library's list.
 
 It drives the same runner as ``citeqa eval run`` (evals.runner.run_suite) with a Citeqa that shares the
 server's embedder; the runner has no progress callback, so the Citeqa it gets is wrapped to report each
@@ -9,19 +15,22 @@ from __future__ import annotations
 
 import html
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from rag.errors import CiteqaError
+from rag.errors import CiteqaError, NotFoundError
 
 if TYPE_CHECKING:
     from ui.engine import Engine
 
 log = logging.getLogger("citeqa.ui")
 REPO_DOCS = Path(__file__).resolve().parents[1] / "docs"
+BUNDLED = "bundled"  # the docs choice for the bundled docs/ folder
+COLLECTION = "collection:"  # the docs choice for a collection's own documents: "collection:NAME"
 
 
 def shipped_suites() -> list[Path]:
@@ -33,29 +42,92 @@ def shipped_suites() -> list[Path]:
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
-def suite_choices(engine: Engine) -> list[tuple[str, str]]:
-    out = [(f"{p.stem} (shipped)", str(p)) for p in shipped_suites()]
+def suite_files(engine: Engine) -> dict[str, Path]:
+    """The suites a session may pick, by key (``shipped:NAME``, ``feedback:COLLECTION``): the page never holds
+    a server path."""
+    out = {f"shipped:{p.stem}": p for p in shipped_suites()}
     fb = engine.settings.data_dir / "feedback"
     if fb.is_dir():
-        out += [(f"{p.stem} (your feedback)", str(p)) for p in sorted(fb.glob("*.jsonl"))]
+        out.update({f"feedback:{p.stem}": p for p in sorted(fb.glob("*.jsonl"))})
+    return out
+
+
+def suite_choices(engine: Engine) -> list[tuple[str, str]]:
+    return [(f"{key.partition(':')[2]} ({'shipped' if key.startswith('shipped:') else 'your feedback'})", key)
+            for key in suite_files(engine)]
+
+
+def docs_choices(engine: Engine) -> list[tuple[str, str]]:
+    """What a suite can be run over: each collection's own documents, and the bundled docs/ folder."""
+    out = [(f"documents of collection {c}", f"{COLLECTION}{c}") for c in engine.collections()]
+    if REPO_DOCS.is_dir():
+        out.append(("the bundled docs/ folder (for the shipped suites)", BUNDLED))
     return out
 
 
 def docs_for(engine: Engine, suite: str) -> str | None:
-    """The docs folder a suite is about, when it can be told: feedback -> the collection's uploads; a shipped
-    suite named after the bundled docs -> docs/."""
-    p = Path(suite or "")
-    if p.parent == engine.settings.data_dir / "feedback":
-        from ui.feedback import read
-
-        try:
-            recorded = [c.get("docs") for c in read(p) if c.get("docs")]
-        except (OSError, ValueError):
-            recorded = []
-        return recorded[-1] if recorded else str(engine.uploads_dir(p.stem))
-    if p.suffix == ".jsonl" and p.parent.name == "suites" and REPO_DOCS.is_dir() and "doc" in p.stem:
-        return str(REPO_DOCS)
+    """The documents a suite is about, when it can be told: a feedback file -> its collection's documents; a
+    shipped suite named after the bundled docs -> docs/."""
+    kind, _, name = (suite or "").partition(":")
+    if kind == "feedback" and name in engine.collections():
+        return f"{COLLECTION}{name}"
+    if kind == "shipped" and REPO_DOCS.is_dir() and "doc" in name:
+        return BUNDLED
     return None
+
+
+def pick_suite(engine: Engine, suite: str | None, uploaded: str | None) -> Path:
+    """The suite to run: an uploaded file (Gradio keeps it in its upload cache), else one of suite_choices."""
+    if uploaded:
+        return Path(uploaded)
+    path = suite_files(engine).get(suite or "")
+    if path is None:
+        raise CiteqaError("pick a suite from the list, or upload a .jsonl suite")
+    return path
+
+
+def stage_collection(engine: Engine, collection: str) -> tuple[Path, list[str]]:
+    """A folder with copies of exactly the collection's documents, laid out as its feedback suites name them
+    (relative to feedback.docs_root), and the sources that could not be copied (gone since they were ingested)."""
+    from ui.feedback import docs_root
+
+    sources = [i.source for i in engine.qa(collection).sources()]
+    if not sources:
+        raise NotFoundError(f"collection '{collection}' has no documents: add some in the Library tab first")
+    root = docs_root(sources, engine.uploads_dir(collection), sources)
+    dest = (engine.settings.data_dir / "eval-docs" / collection).resolve()
+    wanted: dict[Path, Path] = {}
+    for src in map(Path, sources):
+        try:
+            rel = src.relative_to(root) if root is not None else Path(src.name)
+        except ValueError:
+            rel = Path(src.name)
+        wanted[dest / rel] = src
+    missing = []
+    for target, src in wanted.items():
+        try:
+            st = src.stat()
+        except OSError:
+            missing.append(str(src))
+            continue
+        if target.is_file() and (target.stat().st_size, target.stat().st_mtime) == (st.st_size, st.st_mtime):
+            continue  # copied by an earlier run and unchanged since
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    for f in [f for f in dest.rglob("*") if f.is_file() and f not in wanted]:
+        f.unlink()  # removed from the collection since the last run
+    return dest, missing
+
+
+def docs_folder(engine: Engine, choice: str | None) -> tuple[Path, list[str]]:
+    """The folder a docs choice stands for (see docs_choices); anything else, a path included, is refused."""
+    choice = choice or ""
+    if choice == BUNDLED and REPO_DOCS.is_dir():
+        return REPO_DOCS, []
+    name = choice.removeprefix(COLLECTION)
+    if choice.startswith(COLLECTION) and name in engine.collections():
+        return stage_collection(engine, name)
+    raise CiteqaError("pick the documents to run the suite over from the list (a collection, or the bundled docs)")
 
 
 class _Tracked:
@@ -135,9 +207,10 @@ def worst_html(worst: list[Any]) -> str:
     return "".join(items)
 
 
-def run_eval(engine: Engine, suite: str, docs: str, limit: float | None,
+def run_eval(engine: Engine, suite: str | None, uploaded: str | None, docs: str | None, limit: float | None,
              progress: gr.Progress = gr.Progress()):  # noqa: B008
-    """Handler: returns (summary, chart, worst, link, report file)."""
+    """Handler: returns (summary, chart, worst, link, report file). ``suite`` is one of suite_choices (or
+    ``uploaded``, a suite the user uploaded), ``docs`` one of docs_choices."""
     try:
         from evals.html_report import metrics_chart
         from evals.report import worst_cases, write_reports
@@ -145,14 +218,13 @@ def run_eval(engine: Engine, suite: str, docs: str, limit: float | None,
         from evals.suite import load_suite
     except ImportError:
         raise gr.Error("The eval module is not installed in this checkout: `citeqa eval` is unavailable.") from None
-    if not (suite or "").strip():
-        raise gr.Error("Pick a suite file (or type the path of a .jsonl suite).")
-    if not (docs or "").strip():
-        raise gr.Error("Give the docs folder the suite's sources are relative to.")
     try:
-        loaded = load_suite(Path(suite.strip()).expanduser())
+        path = pick_suite(engine, suite, uploaded)
+        loaded = load_suite(path)
         if not loaded.cases:
-            raise CiteqaError(f"{suite} has no valid case: see the format in `citeqa eval --help`")
+            raise CiteqaError(f"{path.name} has no valid case: see the format in `citeqa eval --help`")
+        progress(0, desc="Copying the documents…")
+        folder, missing = docs_folder(engine, docs)
         n = int(limit) if limit and limit > 0 else None
         total = min(len(loaded.cases), n) if n else len(loaded.cases)
         progress(0, desc="Starting…")
@@ -164,8 +236,9 @@ def run_eval(engine: Engine, suite: str, docs: str, limit: float | None,
             return _Tracked(Citeqa(settings, embedder=embedder), progress, total)
 
         warnings: list[str] = []
-        run = run_suite(loaded, Path(docs.strip()).expanduser(), engine.settings, app_factory=factory,
-                        progress=False, limit=n, warn=warnings.append)
+        index = engine.settings.model_copy(update={"data_dir": engine.settings.data_dir / "eval-index"})
+        run = run_suite(loaded, folder, index, app_factory=factory, progress=False, limit=n, warn=warnings.append)
+        run.warnings.extend(f"{src} is in the collection but no longer on disk: not evaluated" for src in missing)
         out = engine.settings.data_dir / "eval-runs" / time.strftime("%Y-%m-%dT%H-%M-%S")
         report = write_reports(run, out)
     except CiteqaError as err:
@@ -189,11 +262,13 @@ def build_eval_tab(engine: Engine, tab: gr.Tab) -> None:
     choices = suite_choices(engine)
     first = choices[0][1] if choices else None
     with gr.Row():
-        suite = gr.Dropdown(label="Suite (JSONL)", choices=choices, value=first, allow_custom_value=True, scale=3,
-                            elem_id="cq-eval-suite",
-                            info="a shipped suite, a feedback file from the Chat tab, or the path of any suite")
-        docs = gr.Textbox(label="Docs folder", value=docs_for(engine, first or "") or "", scale=3,
-                          elem_id="cq-eval-docs", info="the folder the suite's sources are relative to")
+        suite = gr.Dropdown(label="Suite (JSONL)", choices=choices, value=first, allow_custom_value=False, scale=3,
+                            elem_id="cq-eval-suite", info="a shipped suite or a feedback file from the Chat tab")
+        suite_file = gr.File(label="…or upload a suite (.jsonl)", file_types=[".jsonl"], type="filepath", scale=2,
+                             height=90, elem_id="cq-eval-suite-file")
+        docs = gr.Dropdown(label="Documents", choices=docs_choices(engine), scale=3, allow_custom_value=False,
+                           value=docs_for(engine, first or "") or f"{COLLECTION}{engine.settings.collection}",
+                           elem_id="cq-eval-docs", info="what the suite's sources name: a collection's documents")
         limit = gr.Number(label="Only the first N cases (0 = all)", value=0, precision=0, scale=1,
                           elem_id="cq-eval-limit")
     with gr.Row():
@@ -210,19 +285,20 @@ def build_eval_tab(engine: Engine, tab: gr.Tab) -> None:
                     elem_id="cq-eval-worst")
     report_file = gr.File(label="report.html", interactive=False, elem_id="cq-eval-file", visible=False)
 
-    def on_run(s: str, d: str, n: float | None, progress: gr.Progress = gr.Progress()):  # noqa: B008
-        return run_eval(engine, s, d, n, progress)
+    def on_run(s: str | None, f: str | None, d: str | None, n: float | None,
+               progress: gr.Progress = gr.Progress()):  # noqa: B008
+        return run_eval(engine, s, f, d, n, progress)
 
     def on_pick(s: str):
         guess = docs_for(engine, s or "")
         return guess if guess is not None else gr.skip()
 
-    def on_refresh():
-        return gr.update(choices=suite_choices(engine))  # the value stays as the user left it
+    def on_refresh():  # the values stay as the user left them
+        return gr.update(choices=suite_choices(engine)), gr.update(choices=docs_choices(engine))
 
     private = {"api_visibility": "private"}
-    run.click(on_run, [suite, docs, limit], [summary, chart, worst, link, report_file], concurrency_id="eval",
-              concurrency_limit=1, **private)
+    run.click(on_run, [suite, suite_file, docs, limit], [summary, chart, worst, link, report_file],
+              concurrency_id="eval", concurrency_limit=1, **private)
     suite.change(on_pick, [suite], [docs], **private)
-    refresh.click(on_refresh, None, [suite], **private)
-    tab.select(on_refresh, None, [suite], **private)  # feedback files written since the page loaded
+    refresh.click(on_refresh, None, [suite, docs], **private)
+    tab.select(on_refresh, None, [suite, docs], **private)  # feedback files and collections made since the load

@@ -13,7 +13,7 @@ import gradio as gr
 
 from rag.errors import CiteqaError, ConfigError
 from ui import uploads
-from ui.engine import Engine, ui_message, validated
+from ui.engine import EVAL_COLLECTION, Engine, ui_message, validated
 
 if TYPE_CHECKING:
     from ui.app import ChatUI, Session
@@ -83,8 +83,27 @@ class LibraryUI:
         self.engine = engine
         self.chat = chat
 
+    def clean_uploads(self) -> None:
+        """At start: undo what uploads cut short by a killed server left in the upload folders (a file moved
+        aside for a replacement, a half-copied or never-ingested upload; see uploads.clean_leftovers)."""
+        root = self.engine.settings.data_dir / "uploads"
+        if not root.is_dir():
+            return
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            try:
+                qa = self.engine.qa(folder.name)
+                with qa.lock(timeout=0):  # not while another process ingests into the collection
+                    done = uploads.clean_leftovers(folder, {i.source: i.content_hash for i in qa.sources()})
+            except Exception as exc:  # a start-up chore must not stop the server: say so and go on
+                log.warning("citeqa: could not tidy the upload folder %s (%s)", folder, exc)
+                continue
+            if done:
+                log.warning("citeqa: %s: put back or removed %d file(s) an interrupted upload left: %s", folder,
+                            len(done), ", ".join(done))
+
     def build(self, sess: gr.State, header: gr.HTML) -> list[gr.components.Component]:
         s = self.engine.settings
+        self.clean_uploads()
         with gr.Row():
             with gr.Column(scale=3):
                 files = gr.File(
@@ -148,6 +167,7 @@ class LibraryUI:
                 failed.append((p.name, reason))
                 continue
             placed.append(uploads.place(p, p.name, folder, taken))
+        uploads.discard_cached(paths)  # placed copies are ours now; Gradio's cached ones are not kept
         added: list[str] = []
         updated: list[str] = []
         unchanged: list[str] = []
@@ -161,8 +181,9 @@ class LibraryUI:
 
             try:
                 progress(0, desc="Reading files…")
-                with self.engine.lock(sess.collection).write():
-                    report = qa.ingest([pl.dest for pl in placed], on_progress=on_progress)
+                # the write lock only around each short commit: questions keep being answered meanwhile
+                report = qa.ingest([pl.dest for pl in placed], on_progress=on_progress,
+                                   commit_lock=self.engine.lock(sess.collection).write)
             except CiteqaError as err:
                 for pl in placed:
                     pl.rollback()
@@ -212,9 +233,15 @@ class LibraryUI:
         except ConfigError as err:
             msg = ui_message(err)
             return f'<div class="cq-error">{html.escape(msg)}</div>', False
-        exists = s.collection in self.engine.collections()
+        exists = self.engine.exists(s.collection) and s.collection in self.engine.collections()
+        if not create and not exists:  # the page offers only existing ones; an API caller can send any name
+            return (f'<div class="cq-error">There is no collection <b>{html.escape(s.collection)}</b>: create it '
+                    "below first.</div>"), False
         if create and not exists:
-            s.collection_dir.mkdir(parents=True, exist_ok=True)
+            if EVAL_COLLECTION.match(s.collection):
+                return ('<div class="cq-error">Names like eval-0123456789ab are kept for evaluation runs: pick '
+                        "another.</div>"), False
+            s.collection_dir.mkdir(parents=True, exist_ok=True)  # the only way a session makes a collection
         sess.collection = s.collection
         verb = "Created and switched to" if create and not exists else "Switched to"
         return f'<div class="cq-ok-msg">{verb} collection <b>{html.escape(s.collection)}</b>.</div>', True

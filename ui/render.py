@@ -28,6 +28,25 @@ def _text(s: str) -> str:
     return html.escape(s, quote=False).replace("\n", "<br>")
 
 
+_MARKDOWN_LINK = str.maketrans({"[": "&#91;", "]": "&#93;", "!": "&#33;"})
+
+
+def user_html(question: str) -> str:
+    """The user's own message: plain text, never Markdown. The chat renders Markdown, so a question holding
+    ``![x](https://host/pixel.png)`` would load a remote image (and tell that host the chat was opened); inside an
+    HTML block, with the bracket characters as entities, nothing in it is a link or an image."""
+    return f'<div class="cq-question">{_text(question).translate(_MARKDOWN_LINK)}</div>'
+
+
+_MD_PUNCT = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character: CommonMark lets each be escaped
+
+
+def markdown_literal(text: str) -> str:
+    """``text`` for a Markdown component, shown as typed: every punctuation character backslash-escaped (no
+    image, link, emphasis or HTML tag can form), line breaks as spaces (one line)."""
+    return _MD_PUNCT.sub(r"\\\1", " ".join(text.split()))
+
+
 def without_markers(text: str) -> str:
     return re.sub(r"\s+([.,;:!?])", r"\1", MARKER.sub("", text)).strip()
 

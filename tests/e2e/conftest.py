@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,7 @@ class Server:
     data_dir: Path
     collection: str
     log: Path
+    ollama: Any = None  # the FakeOllama the server offers as its answer backend "tiny"
 
     @property
     def uploads(self) -> Path:
@@ -78,20 +80,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "TRANSFORMERS_OFFLINE": "1",
         "ANONYMIZED_TELEMETRY": "False",
     }
-    for var in ("CITEQA_COLLECTION", "CITEQA_CHROMA", "CITEQA_LLM", "CITEQA_AUTH"):
+    for var in ("CITEQA_COLLECTION", "CITEQA_CHROMA", "CITEQA_LLM", "CITEQA_AUTH", "CITEQA_BACKENDS",
+                "CITEQA_BACKENDS_FILE"):
         env.pop(var, None)
+    from tests.integration.fake_ollama import FakeOllama
+
+    ollama = FakeOllama(models=("tiny-llm",), delay=0.15).start()  # the operator's backend, offered by name
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--collection", "e2e-docs"],
+             "--collection", "e2e-docs", "--backend", f"tiny=ollama:tiny-llm@127.0.0.1:{ollama.port}"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_up(url, proc, log)
-        yield Server(url=url, data_dir=data, collection="e2e-docs", log=log)
+        yield Server(url=url, data_dir=data, collection="e2e-docs", log=log, ollama=ollama)
     finally:
         stop_process(proc, timeout=20)
+        ollama.stop()
 
 
 @pytest.fixture(scope="module")

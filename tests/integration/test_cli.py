@@ -119,3 +119,20 @@ def test_chat_follow_up_uses_the_conversation(vostok_dir: Path) -> None:
     assert "more than 2,000" in r.stdout
     second = r.stdout.split("more than 2,000", 1)[1]
     assert "3,200" in second or "300,000" in second, r.stdout
+
+
+def test_per_file_text_limit_flag_skips_a_long_docx_and_keeps_plain_text(tmp_path: Path) -> None:
+    """`--max-text-chars` bounds what a document may expand to (a .docx is a zip); a .txt file's text is the file
+    itself, bounded by --max-file-mb, so the same limit does not refuse it."""
+    docx = pytest.importorskip("docx", reason="python-docx is a core dependency")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    d = docx.Document()
+    d.add_paragraph("The Halden mill employed 340 workers in 2019. " * 20)
+    d.save(str(docs / "long.docx"))
+    (docs / "notes.txt").write_text("High tide at Eastport is at 06:12 today. " * 20, encoding="utf-8")
+    r = run("ingest", str(docs), "--max-text-chars", "200", env={"CITEQA_EMBEDDER": "minilm-int8"})
+    assert r.returncode == 1
+    skipped = [ln for ln in r.stderr.splitlines() if ln.startswith("citeqa: skipped")]
+    assert len(skipped) == 1 and "long.docx" in skipped[0] and "CITEQA_MAX_TEXT_CHARS" in skipped[0], r.stderr
+    assert "1 added" in r.stdout and "1 failed" in r.stdout
