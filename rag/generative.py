@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from rag.interfaces import Embedder
-    from rag.llm import LlmSpec
+    from rag.llm_spec import LlmSpec
 
 NOTE_FALLBACK = "the model cited nothing checkable; showing the extractive evidence"
 NOTE_EMPTY = "the model returned no answer text; showing the extractive answer"
@@ -199,7 +199,7 @@ class GenerativeAnswerer:
         return self._extractive
 
     def _error(self, exc: BaseException) -> BackendError:
-        from rag.llm import backend_error
+        from rag.backend_errors import backend_error
 
         return backend_error(exc, self.spec, self.name)
 

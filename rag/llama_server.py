@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     use_extra = llamacpp_extra_buffers(setting)
     print(f"citeqa: llama.cpp extra buffer types {'on' if use_extra else 'off'} (setting {setting})", flush=True)
     if not use_extra:
-        from rag.llm import without_extra_buffers
+        from rag.llamacpp import without_extra_buffers
 
         native.llama_model_default_params = without_extra_buffers(native.llama_model_default_params)
     if argv is not None:

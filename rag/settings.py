@@ -29,7 +29,7 @@ def default_data_dir() -> Path:
 def parse_backends(value: Any) -> dict[str, str]:
     """Named answer backends from ``name=spec;name=spec``, a JSON object, repeated ``name=spec`` flags or a
     mapping, each spec checked like ``llm``; raises ValueError saying what is wrong."""
-    from rag.llm import parse_llm_spec
+    from rag.llm_spec import parse_llm_spec
 
     if value is None:
         return {}

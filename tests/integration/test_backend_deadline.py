@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from rag.llm import _DEADLINE, backend_error, make_chat_model, parse_llm_spec
+from rag.deadline import _DEADLINE
+from rag.llm import backend_error, make_chat_model, parse_llm_spec
 from rag.settings import load_settings
 from tests.integration.listeners import EndlessStream, SilentListener
 

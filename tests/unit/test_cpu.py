@@ -11,7 +11,7 @@ import pytest
 
 from rag.cpu import built_with_amx, fingerprint, has_amx, llamacpp_extra_buffers
 from rag.errors import ConfigError
-from rag.llm import extra_buffers_off, without_extra_buffers
+from rag.llamacpp import extra_buffers_off, without_extra_buffers
 from rag.settings import load_settings
 
 SPR = frozenset("avx2 avx512f avx512_vnni amx_tile amx_int8 amx_bf16".split())
