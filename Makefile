@@ -75,10 +75,10 @@ demo: install-demo
 	$(VENV)/bin/citeqa serve --collection $(DEMO_COLLECTION) --port $(PORT)
 
 bench: install
-	$(PY) -m evals.bench --out bench-results
+	$(PY) -m evals.tools.bench --out bench-results
 
 bench-quick: install
-	$(PY) -m evals.bench --quick --out bench-results/quick
+	$(PY) -m evals.tools.bench --quick --out bench-results/quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-output

@@ -1,6 +1,6 @@
 """``citeqa eval``: run a suite, import public QA sets, compare two runs.
 
-Wiring (rag/cli.py): ``register(app, settings_factory=...)``. The three forms:
+Wiring (ui/cli.py): ``register(app, settings_factory=...)``. The three forms:
 
     citeqa eval SUITE.jsonl --docs DIR [--out DIR] [--k N] [--llm BACKEND] [--fail-under METRIC=VALUE ...]
     citeqa eval import squad|hotpotqa|beir SOURCE... --out DIR
@@ -91,7 +91,7 @@ def _default_settings(**flags: Any) -> Any:
 
 
 def build_eval_app(settings_factory: SettingsFactory | None = None, app_factory: Any = None) -> typer.Typer:
-    """The ``eval`` group. ``app_factory(settings)`` builds the pipeline (default rag.pipeline.Citeqa)."""
+    """The ``eval`` group. ``app_factory(settings)`` builds the pipeline (default ingest.compose.Citeqa)."""
     factory = settings_factory or _default_settings
     eval_app = typer.Typer(cls=EvalGroup, help=EVAL_HELP, no_args_is_help=True, add_completion=False)
 

@@ -16,6 +16,7 @@ from typing import Any
 from evals.aggregate import ALL_DEFS, LATENCY_NAMES, METRIC_DEFS, fmt
 from evals.runner import CaseResult, EvalRun
 from rag.cpu import fingerprint
+from rag.settings import SECRETS
 
 FORMAT = "citeqa-eval/1"
 PACKAGES = ("citeqa", "chromadb", "sentence-transformers", "onnxruntime", "torch", "tokenizers", "bm25s",
@@ -71,7 +72,7 @@ def build_report(run: EvalRun) -> dict[str, Any]:
         },
         "docs": {"path": str(run.docs_dir), "hash": run.docs_hash, "documents": run.documents,
                  "collection": s.collection},
-        "settings": s.model_dump(mode="json"),
+        "settings": s.model_dump(mode="json", exclude=set(SECRETS)),  # masked anyway; a report is shared
         "support_method": run.support_method,
         "definitions": {d.name: d.definition for d in ALL_DEFS.values()},
         "versions": versions(),

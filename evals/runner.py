@@ -25,7 +25,7 @@ from evals.suite import Case, Suite
 from rag.errors import CiteqaError, NotFoundError
 from rag.settings import Settings
 
-AppFactory = Callable[[Settings], Any]  # Settings -> rag.pipeline.Citeqa
+AppFactory = Callable[[Settings], Any]  # Settings -> ingest.compose.Citeqa
 
 
 @dataclass
@@ -225,7 +225,7 @@ class SupportJudge:
 
 
 def run_case(app: Any, case: Case, docs: _Docs, judge: SupportJudge, k: int, all_sources: Sequence[str]) -> CaseResult:
-    from rag.pipeline import QuestionError
+    from rag.errors import QuestionError
 
     result = CaseResult(case)
     t0 = time.perf_counter()
@@ -295,7 +295,7 @@ def run_suite(
         raise NotFoundError(f"docs folder {docs_dir} does not exist: give --docs the folder the suite is about")
     settings = eval_settings(settings, docs_dir)
     if app_factory is None:
-        from rag.pipeline import Citeqa
+        from ingest.compose import Citeqa
 
         app_factory = Citeqa
     app = app_factory(settings)

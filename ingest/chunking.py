@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby
 from typing import NamedTuple
 
+from rag.defaults import CHUNK_OVERLAP, CHUNK_SIZE
 from rag.sentences import split_sentences
 from rag.types import Chunk, Document
 
@@ -178,7 +179,10 @@ def _check_sizes(max_tokens: int, overlap_tokens: int) -> None:
 
 
 def chunk_document(
-    doc: Document, max_tokens: int = 200, overlap_tokens: int = 40, count_tokens: CountFn | None = None
+    doc: Document,
+    max_tokens: int = CHUNK_SIZE,
+    overlap_tokens: int = CHUNK_OVERLAP,
+    count_tokens: CountFn | None = None,
 ) -> list[Chunk]:
     """Pack whole sentences into chunks of at most ``max_tokens`` word pieces (``count_tokens``, default the
     embedder's tokenizer), neighbours overlapping by trailing sentences of at most ``overlap_tokens``.
@@ -259,8 +263,8 @@ def chunk_stream(
     pieces: Iterable[str],
     source: str,
     content_hash: str,
-    max_tokens: int = 200,
-    overlap_tokens: int = 40,
+    max_tokens: int = CHUNK_SIZE,
+    overlap_tokens: int = CHUNK_OVERLAP,
     count_tokens: CountFn | None = None,
     hold: int = HOLD_CHARS,
 ) -> Iterator[Chunk]:

@@ -51,6 +51,7 @@ from ingest.loaders import (
 )
 from ingest.manifest import FileEntry, Manifest
 from ingest.texts import TextStore
+from rag.defaults import CHUNK_OVERLAP, CHUNK_SIZE
 from rag.errors import FileError
 from rag.interfaces import Embedder
 from rag.types import Chunk, Document
@@ -176,8 +177,8 @@ class Ingestor:
         bm25,  # rag.bm25.BM25Index
         manifest_path: Path,
         texts: TextStore,
-        chunk_size: int = 200,
-        chunk_overlap: int = 40,
+        chunk_size: int = CHUNK_SIZE,
+        chunk_overlap: int = CHUNK_OVERLAP,
         max_bytes: int = 200 * 2**20,
         window_bytes: int = STREAM_WINDOW,
         max_text_chars: int | None = None,

@@ -11,11 +11,8 @@ Two files, both replaced atomically (write a temp file, fsync, ``os.replace``):
 Both carry a generation stamp written by the same ``save``; an index that is missing, unreadable or from
 another generation is rebuilt from the corpus (and re-persisted) instead of failing the query.
 
-Tokenizer (the same for chunks and queries): NFKC, casefold; possessive "'s" dropped and apostrophes inside
-words removed ("don't" -> "dont"); thousands separators between digits removed ("2,000" -> "2000"); tokens
-are runs of letters/digits, with a dot kept between digits ("3.14", "v1.2.3" stay whole, so a version or
-section number matches exactly); English stopwords removed; a light "s"-stemmer (Harman's, plurals only, on
-purely alphabetic words longer than 3 letters) so "documents" matches "document". No stemmer dependency.
+Tokenizer (the same for chunks and queries): ``rag.text.index_tokens`` (NFKC, casefold, "2,000" -> "2000",
+"3.14" and "v1.2.3" whole, English stopwords removed, a plural-only "s"-stemmer). No stemmer dependency.
 """
 
 from __future__ import annotations
@@ -23,17 +20,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import unicodedata
 import uuid
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from rag.lexicon import IRREGULAR
+from rag.text import INDEX_STOPWORDS, folded_words, index_raw_tokens, index_term, plain_words
+from rag.text import index_tokens as tokenize  # the name callers and tests import from here
 from rag.types import Chunk
 
 log = logging.getLogger(__name__)
@@ -42,19 +38,6 @@ FORMAT = 1
 CORPUS_FILE = "corpus.npz"
 INDEX_FILE = "index.npz"
 
-# Lucene's English list plus the question and auxiliary words that fill questions but carry no topic.
-STOPWORDS = frozenset(
-    """a an and are as at be but by for if in into is it no not of on or such that the their then there these
-    they this to was will with what which who whom whose when where why how do does did doing am been being
-    were have has had having i me my we our you your he him his she her its them those than so from many much
-    """.split()
-)
-
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
-_APOSTROPHE = re.compile(r"(?<=\w)['\u2019](?=\w)")
-_TOKEN = re.compile(r"[^\W_]+(?:(?<=\d)\.(?=\d)[^\W_]+)*")
-_WORD = re.compile(r"[^\W_]+")
 TITLE_MAX_WORDS = 10
 
 
@@ -62,7 +45,7 @@ def document_title(first_chunk_text: str, source: str) -> str:
     """A document's title: its first line when that reads as a heading (at most ``TITLE_MAX_WORDS`` words, not a
     sentence), else its file name without extension ("q3_report" -> "q3 report")."""
     line = first_chunk_text.lstrip().split("\n", 1)[0].strip().lstrip("#").strip()
-    words = _WORD.findall(line)
+    words = plain_words(line)
     if line and 1 <= len(words) <= TITLE_MAX_WORDS and len(line) <= 120 and not line.endswith((".", ":", ";", ",")):
         return line
     return re.sub(r"[_\-]+", " ", Path(source).stem).strip()
@@ -71,45 +54,12 @@ def document_title(first_chunk_text: str, source: str) -> str:
 def title_key(title: str) -> tuple[str, ...] | None:
     """The words a title is matched by in other documents' text (casefolded), or None when the title is too
     common to mean a link (a single stopword or a word of fewer than 4 letters)."""
-    words = tuple(w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", title)))
+    words = tuple(folded_words(title))
     if not words or len(words) > TITLE_MAX_WORDS:
         return None
-    if len(words) == 1 and (words[0] in STOPWORDS or len(words[0]) < 4):
+    if len(words) == 1 and (words[0] in INDEX_STOPWORDS or len(words[0]) < 4):
         return None
     return words
-
-
-def _s_stem(word: str) -> str:
-    """Harman's S-stemmer: plural endings only, so it never merges unrelated words."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    if word.endswith("ies") and not word.endswith(("eies", "aies")):
-        return word[:-3] + "y"
-    if word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
-        return word[:-1]
-    if word.endswith("s") and not word.endswith(("us", "ss")):
-        return word[:-1]
-    return word
-
-
-@lru_cache(maxsize=1 << 18)
-def _term(word: str) -> str:
-    """The index term of one raw token, "" for a stopword (cached: a corpus repeats its words endlessly)."""
-    return "" if word in STOPWORDS else IRREGULAR.get(word) or _s_stem(word)
-
-
-def _raw_tokens(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if "," in text:
-        text = _THOUSANDS.sub("", text)
-    if "'" in text or "\u2019" in text:
-        text = _APOSTROPHE.sub("", _POSSESSIVE.sub("", text))
-    return _TOKEN.findall(text)
-
-
-def tokenize(text: str) -> list[str]:
-    """Index terms of ``text`` (see the module docstring for the rules)."""
-    return [t for t in map(_term, _raw_tokens(text)) if t]
 
 
 class _Vocab(dict):
@@ -134,7 +84,7 @@ class _RawIds(dict):
         self.vocab = vocab
 
     def __missing__(self, raw: str) -> int:
-        term = _term(raw)
+        term = index_term(raw)
         tid = self[raw] = self.vocab[term] if term else -1
         return tid
 
@@ -363,7 +313,7 @@ class BM25Index:
         docs = self._ensure_corpus()
         raw = self._vocab.raw
         for chunk in chunks:
-            ids = np.asarray([raw[t] for t in _raw_tokens(chunk.text)], dtype=np.int32)
+            ids = np.asarray([raw[t] for t in index_raw_tokens(chunk.text)], dtype=np.int32)
             docs[chunk.id] = (chunk.source, ids[ids >= 0])
             if chunk.index == 0:
                 self._titles[chunk.id] = document_title(chunk.text, chunk.source)
@@ -606,7 +556,7 @@ class BM25Index:
         links = idx.links() if idx.titles else {}
         if not links or k <= 0:
             return []
-        words = [w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+        words = folded_words(text)
         lengths = idx._link_lengths
         skip = set(exclude_sources)
         out: list[str] = []

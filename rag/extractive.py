@@ -21,15 +21,13 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.support import STOPWORDS, content_words
-from rag.support import tokens as support_tokens
+from rag.text import CLAIM_STOPWORDS, SpanToken, claim_tokens, content_words, plain_words, span_tokens
 from rag.types import ABSTAIN_TEXT, CONFLICT_LEAD, Answer, Citation, Hit, Turn
 
 if TYPE_CHECKING:
@@ -93,7 +91,7 @@ _WH_OR_AUX = re.compile(
 
 def _is_elliptic(question: str) -> bool:
     """A follow-up that only makes sense with the previous question ("and in 2018?", "why?", "who led it?")."""
-    words = re.findall(r"[^\W_]+", question)
+    words = plain_words(question)
     if not words:
         return False
     if _CONTINUATION.match(question) or len(words) <= 2:
@@ -199,7 +197,6 @@ _DATE_SPAN = re.compile(
 _CAPWORD = r"(?:[A-Z](?:\.[A-Z])+\.?|[A-Z][^\W_]*(?:['’-][^\W_]+)*)"
 _CONNECT = r"(?:of|de|da|del|della|der|di|du|la|le|van|von|the|al|bin|and|y|upon|on)"
 _NAME_SPAN = re.compile(r"(?<![\w’'-])" + _CAPWORD + r"(?:\s+(?:" + _CONNECT + r"\s+)*" + _CAPWORD + r")*")
-_TOKEN = re.compile(r"\d[\d,.]*\d|\d|[^\W_]+(?:['’][^\W_]+)*|[^\w\s]")
 _BREAK = set(",;:()[]\"“”‘’—–!?")
 _YEARLIKE = re.compile(r"^(?:1\d{3}|20\d{2})$")
 _MONTHS_DAYS = set(
@@ -211,25 +208,7 @@ _Add = Callable[..., None]  # add(start, end, penalty=0.0): offer a candidate sp
 MAX_PHRASE_TOKENS = 6  # SQuAD answers to "what" questions are short noun phrases (median 2-3 words)
 
 
-@dataclass(frozen=True)
-class _Tok:
-    start: int
-    end: int
-    text: str
-    stem: str  # content-word form ("" for stopwords and punctuation)
-
-
-@lru_cache(maxsize=1 << 14)
-def _stem_of(token: str) -> str:
-    cw = content_words(token)
-    return cw[0] if cw else ""
-
-
-def _tokens(sentence: str) -> list[_Tok]:
-    return [_Tok(m.start(), m.end(), m.group(0), _stem_of(m.group(0))) for m in _TOKEN.finditer(sentence)]
-
-
-def _proximity(toks: list[_Tok], qmask: list[bool], a: int, b: int) -> int:
+def _proximity(toks: list[SpanToken], qmask: list[bool], a: int, b: int) -> int:
     """Tokens between the span ``toks[a:b]`` and the nearest question word of the sentence (99 when none)."""
     best = 99
     for i, hit in enumerate(qmask):
@@ -239,7 +218,7 @@ def _proximity(toks: list[_Tok], qmask: list[bool], a: int, b: int) -> int:
     return best
 
 
-def _tok_range(toks: list[_Tok], start: int, end: int) -> tuple[int, int]:
+def _tok_range(toks: list[SpanToken], start: int, end: int) -> tuple[int, int]:
     a = next((i for i, t in enumerate(toks) if t.end > start), len(toks))
     b = next((i for i, t in enumerate(toks) if t.start >= end), len(toks))
     return a, b
@@ -249,7 +228,7 @@ def _trim_name(sentence: str, start: int, end: int, qwords: set[str]) -> tuple[i
     """Drop leading stopwords ("The", "In") and a trailing possessive from a capitalised run."""
     span = sentence[start:end]
     words = list(re.finditer(r"\S+", span))
-    while words and words[0].group(0).lower() in STOPWORDS:
+    while words and words[0].group(0).lower() in CLAIM_STOPWORDS:
         words.pop(0)
     if not words:
         return None
@@ -283,7 +262,7 @@ def _best_span(question: str, sentence: str, qtype: str | None = None) -> tuple[
     whose sentence holds no name get the content phrase next to the question words."""
     qtype = qtype or question_type(question)
     qwords = set(content_words(question))
-    toks = _tokens(sentence)
+    toks = span_tokens(sentence)
     if not toks:
         return None
     qmask = [bool(t.stem) and t.stem in qwords for t in toks]
@@ -388,7 +367,7 @@ _AGENT = re.compile(
 )
 
 
-def _names(qtype: str, sentence: str, toks: list[_Tok], qwords: set[str], add: _Add) -> None:
+def _names(qtype: str, sentence: str, toks: list[SpanToken], qwords: set[str], add: _Add) -> None:
     for mm in _NAME_SPAN.finditer(sentence):
         span = _trim_name(sentence, mm.start(), mm.end(), qwords)
         if span is None:
@@ -409,7 +388,7 @@ def _names(qtype: str, sentence: str, toks: list[_Tok], qwords: set[str], add: _
             add(mm.start(1), mm.end(1), -1.0)
 
 
-def _phrases(toks: list[_Tok], qmask: list[bool], add: _Add, capitalised_only: bool = False) -> None:
+def _phrases(toks: list[SpanToken], qmask: list[bool], add: _Add, capitalised_only: bool = False) -> None:
     """Candidate phrases: runs of content words (joined by "of"/"and"/hyphens) that are not question words,
     near the question words; more question words around is better, lone adverbs and verbs are worse."""
     if not any(qmask):
@@ -483,7 +462,7 @@ def question_names(question: str) -> list[str]:
     """The capitalised words of a question that name something ("Atlantis" in "What is the capital of
     Atlantis?"), the first word excepted (it is capitalised anyway)."""
     words = _NAME.findall(question.strip()[1:] if question.strip()[:1].isupper() else question)
-    return [w for w in words if w.lower() not in STOPWORDS and len(w) >= 3]
+    return [w for w in words if w.lower() not in CLAIM_STOPWORDS and len(w) >= 3]
 
 
 def unnamed(question: str, hits: Sequence[Hit]) -> bool:
@@ -668,6 +647,12 @@ class ExtractiveAnswerer:
             notes=notes,
         )
 
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+        """The extractive answer is ready at once: its text in one piece, then the Answer."""
+        ans = self.answer(question, hits, history)
+        yield ans.answer
+        yield ans
+
     def _abstain(self, question: str, hits: tuple[Hit, ...], standalone: str | None, t0: float) -> Answer:
         return Answer(
             question=question,
@@ -682,7 +667,7 @@ class ExtractiveAnswerer:
 
 
 def _value(text: str) -> str:
-    return " ".join(support_tokens(text))
+    return " ".join(claim_tokens(text))
 
 
 def conflicting(

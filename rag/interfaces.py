@@ -46,7 +46,18 @@ class Retriever(Protocol):
 
 
 @runtime_checkable
+class Rewriter(Protocol):
+    def rewrite(self, question: str, history: Sequence[Turn]) -> str:
+        """The standalone question to retrieve with, given the conversation so far (only called with history)."""
+        ...
+
+
+@runtime_checkable
 class Answerer(Protocol):
     name: str
 
     def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer: ...
+
+    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+        """Yield the answer text as it is produced, then the final Answer."""
+        ...

@@ -3,22 +3,25 @@ same arguments), made safe on Intel CPUs with AMX.
 
 llama.cpp built with its AMX kernels crashes on the first decode on Sapphire Rapids (SIGSEGV in
 ``ggml_backend_amx_mul_mat``), and ``llama_cpp.server`` has no switch for llama.cpp's extra buffer types. This
-launcher loads the models with them off where ``rag.cpu.llamacpp_extra_buffers`` says so (``auto``; or
-``CITEQA_LLAMACPP_EXTRA_BUFFERS=on|off``), prints one line saying which, then runs the server unchanged.
+launcher loads the models with them off where ``rag.cpu.llamacpp_extra_buffers`` says so (the
+``llamacpp_extra_buffers`` setting: ``auto``, or ``CITEQA_LLAMACPP_EXTRA_BUFFERS=on|off``), prints one line
+saying which, then runs the server unchanged.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    from rag.cpu import EXTRA_BUFFERS, llamacpp_extra_buffers
+    from rag.cpu import llamacpp_extra_buffers
+    from rag.errors import ConfigError
+    from rag.settings import load_settings
 
-    setting = os.environ.get("CITEQA_LLAMACPP_EXTRA_BUFFERS", "auto").strip() or "auto"
-    if setting not in EXTRA_BUFFERS:
-        sys.exit(f"citeqa: bad CITEQA_LLAMACPP_EXTRA_BUFFERS={setting!r}: must be auto, on or off")
+    try:
+        setting = load_settings().llamacpp_extra_buffers
+    except ConfigError as err:
+        sys.exit(f"citeqa: {err}")
     try:
         import llama_cpp.llama_cpp as native
         from llama_cpp.server.__main__ import main as server_main

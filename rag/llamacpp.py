@@ -31,11 +31,11 @@ _LLAMAS_LOCK = threading.Lock()
 _CALL_LOCKS: dict[int, threading.Lock] = {}
 
 
-def llamacpp_threads() -> int:
-    """Threads for in-process llama.cpp: half the cores (llama.cpp's spinning threads hurt on busy machines)."""
-    env = os.environ.get("CITEQA_LLAMACPP_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
+def llamacpp_threads(setting: int | None = None) -> int:
+    """Threads for in-process llama.cpp: ``setting`` (the ``llamacpp_threads`` setting) when given, else half the
+    cores (llama.cpp's spinning threads hurt on busy machines)."""
+    if setting is not None and setting > 0:
+        return setting
     return max(1, (os.cpu_count() or 2) // 2)
 
 
@@ -91,7 +91,7 @@ def load_llama(path: str, n_ctx: int = LLAMACPP_N_CTX, n_threads: int | None = N
 
     ``extra_buffers`` (``auto``/``on``/``off``, see ``rag.cpu.llamacpp_extra_buffers``): ``auto`` turns llama.cpp's
     extra buffer types off on a CPU with AMX when the library was built with its AMX kernels. The loaded model's
-    ``model_params.use_extra_bufts`` says what was used."""
+    ``model_params.use_extra_bufts`` says what was used. ``n_threads``: see ``llamacpp_threads``."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise BackendError(f"llamacpp backend: no GGUF file at {p}: give the path of a .gguf model in {_WHERE}")
@@ -101,7 +101,7 @@ def load_llama(path: str, n_ctx: int = LLAMACPP_N_CTX, n_threads: int | None = N
         raise BackendError(
             f"llamacpp backend ({p}) needs llama-cpp-python, which is not installed: {INSTALL_LLAMACPP}"
         ) from None
-    threads = n_threads or llamacpp_threads()
+    threads = llamacpp_threads(n_threads)
     key = (str(p.resolve()), n_ctx, threads, extra_buffers)
     with _LLAMAS_LOCK:
         if key in _LLAMAS:

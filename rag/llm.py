@@ -6,16 +6,18 @@ Specs::
 
     extractive                       the default, no LLM
     llamacpp:PATH.gguf               in-process llama.cpp (the optional extra: pip install 'citeqa[llamacpp]')
-    ollama:MODEL[@host:port]         an Ollama server (default $OLLAMA_HOST or 127.0.0.1:11434)
-    openai:MODEL[@BASE_URL]          any OpenAI-compatible server (llama.cpp server, vLLM, LM Studio, OpenAI);
-                                     the key comes from $OPENAI_API_KEY (a dummy one for local servers)
+    ollama:MODEL[@host:port]         an Ollama server (default the ollama_host setting: $OLLAMA_HOST or
+                                     127.0.0.1:11434)
+    openai:MODEL[@BASE_URL]          any OpenAI-compatible server (llama.cpp server, vLLM, LM Studio, OpenAI;
+                                     default the openai_base_url setting: $OPENAI_BASE_URL or OpenAI's API);
+                                     the key is the openai_api_key setting, $OPENAI_API_KEY (a dummy one for
+                                     local servers)
 
 Heavy imports (langchain integrations, llama_cpp) happen inside the functions that need them.
 """
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from rag.backend_errors import backend_error
@@ -61,19 +63,24 @@ __all__ = [
 ]
 
 
+def _parse(spec: str, settings: Settings) -> LlmSpec:
+    """``spec`` parsed with the servers ``settings`` gives specs that name none."""
+    return parse_llm_spec(spec, ollama_host=settings.ollama_host, openai_base_url=settings.openai_base_url)
+
+
 # -- building chat models ---------------------------------------------------------------------------------------
 def make_chat_model(spec: str, settings: Settings, *, max_tokens: int | None = None) -> BaseChatModel:
     """The LangChain chat model for a generative ``spec``: temperature 0, ``settings.llm_timeout`` seconds per
     call (one deadline for the whole call, retries and streaming included), at most ``max_tokens`` (default
     ``settings.llm_max_tokens``) generated tokens. Servers are not contacted here; a llamacpp model is loaded
     here (BackendError if the file is missing or not a model)."""
-    s = parse_llm_spec(spec)
+    s = _parse(spec, settings)
     limit = int(max_tokens or settings.llm_max_tokens)
     timeout = float(settings.llm_timeout)
     if s.kind == "extractive":
         raise ConfigError("the extractive backend has no chat model: use make_answerer")
     if s.kind == "llamacpp":
-        llama = load_llama(s.model, extra_buffers=settings.llamacpp_extra_buffers)
+        llama = load_llama(s.model, n_threads=settings.llamacpp_threads, extra_buffers=settings.llamacpp_extra_buffers)
         return _make_llamacpp_model(llama, s.model, limit, timeout)
     if s.kind == "ollama":
         try:
@@ -95,7 +102,8 @@ def make_chat_model(spec: str, settings: Settings, *, max_tokens: int | None = N
     except ImportError:
         raise BackendError("openai backend needs langchain-openai: pip install 'citeqa[openai]'") from None
     official = s.url is not None and "api.openai.com" in s.url
-    key = os.environ.get("OPENAI_API_KEY") or "not-needed"  # local servers accept any key
+    secret = settings.openai_api_key
+    key = (secret.get_secret_value() if secret is not None else "") or "not-needed"  # local servers accept any key
     kwargs: dict[str, Any] = {}
     if official:
         kwargs["max_tokens"] = limit  # sent as max_completion_tokens, which OpenAI's own API wants
@@ -120,7 +128,7 @@ def make_chat_model(spec: str, settings: Settings, *, max_tokens: int | None = N
 
 def make_answerer(settings: Settings, embedder: Embedder) -> Answerer:
     """The answerer for ``settings.llm``: ExtractiveAnswerer, or a GenerativeAnswerer over the chat model."""
-    s = parse_llm_spec(settings.llm)
+    s = _parse(settings.llm, settings)
     if s.kind == "extractive":
         from rag.extractive import ExtractiveAnswerer
 

@@ -4,14 +4,15 @@ Specs::
 
     extractive                       the default, no LLM
     llamacpp:PATH.gguf               in-process llama.cpp (the optional extra: pip install 'citeqa[llamacpp]')
-    ollama:MODEL[@host:port]         an Ollama server (default $OLLAMA_HOST or 127.0.0.1:11434)
-    openai:MODEL[@BASE_URL]          any OpenAI-compatible server (llama.cpp server, vLLM, LM Studio, OpenAI);
+    ollama:MODEL[@host:port]         an Ollama server (default the ollama_host setting: $OLLAMA_HOST or
+                                     127.0.0.1:11434)
+    openai:MODEL[@BASE_URL]          any OpenAI-compatible server (llama.cpp server, vLLM, LM Studio, OpenAI;
+                                     default the openai_base_url setting: $OPENAI_BASE_URL or OpenAI's API);
                                      the key comes from $OPENAI_API_KEY (a dummy one for local servers)
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,8 @@ KINDS = ("extractive", "llamacpp", "ollama", "openai")
 OLLAMA_DEFAULT = "http://127.0.0.1:11434"
 OPENAI_DEFAULT = "https://api.openai.com/v1"
 _WHERE = "--llm / CITEQA_LLM"
-_HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
+# host:port, the host a name, an IPv4 address or a bracketed IPv6 one (the chroma setting and ollama servers)
+HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class LlmSpec:
 
 
 def _bad(raw: str, why: str) -> ConfigError:
-    return ConfigError(f"bad setting llm ({_WHERE}) = {raw!r}: {why}")
+    return ConfigError.bad_value("llm", _WHERE, raw, why)
 
 
 def _host_url(hostport: str, raw: str) -> str:
@@ -71,14 +73,17 @@ def _host_url(hostport: str, raw: str) -> str:
             raise _bad(raw, f"port out of range in {value!r}")
         return value
     host, slash, path = value.partition("/")
-    m = _HOSTPORT.match(host)
+    m = HOSTPORT_RE.match(host)
     if not m or not 0 < int(m.group("port")) < 65536:
         raise _bad(raw, f"expected host:port (e.g. 127.0.0.1:11434) or an http:// URL after '@', got {value!r}")
     return f"http://{host}{slash}{path}"
 
 
-def parse_llm_spec(spec: str) -> LlmSpec:
-    """Parse the ``llm`` setting; a malformed one raises ConfigError naming the setting and the fix."""
+def parse_llm_spec(spec: str, *, ollama_host: str = OLLAMA_DEFAULT, openai_base_url: str = OPENAI_DEFAULT) -> LlmSpec:
+    """Parse the ``llm`` setting; a malformed one raises ConfigError naming the setting and the fix.
+
+    ``ollama_host`` and ``openai_base_url`` (the settings of those names) are the servers of ``ollama:MODEL`` and
+    ``openai:MODEL`` specs that name none after ``@``; empty means the default."""
     raw = (spec or "").strip()
     if raw == "extractive":
         return LlmSpec("extractive", "", None, raw)
@@ -97,7 +102,7 @@ def parse_llm_spec(spec: str) -> LlmSpec:
     if at and not where.strip():
         raise _bad(raw, "nothing after '@': give the server, e.g. 127.0.0.1:11434 or http://127.0.0.1:8080/v1")
     if kind == "ollama":
-        url = _host_url(where, raw) if at else _host_url(os.environ.get("OLLAMA_HOST") or OLLAMA_DEFAULT, raw)
+        url = _host_url(where, raw) if at else _host_url(ollama_host or OLLAMA_DEFAULT, raw)
         return LlmSpec(kind, model, url, raw)
-    url = _host_url(where, raw) if at else (os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT).rstrip("/")
+    url = _host_url(where, raw) if at else (openai_base_url or OPENAI_DEFAULT).rstrip("/")
     return LlmSpec(kind, model, url, raw)

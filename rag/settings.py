@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from rag.defaults import CHUNK_OVERLAP, CHUNK_SIZE
 from rag.errors import ConfigError
+from rag.llm_spec import HOSTPORT_RE, OLLAMA_DEFAULT, OPENAI_DEFAULT, parse_llm_spec
 
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
-_HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[?[0-9a-f:.]+\]?")
 EMBEDDERS = ("minilm", "minilm-int8")
 _BACKEND_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -26,11 +27,12 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("citeqa", appauthor=False))
 
 
-def parse_backends(value: Any) -> dict[str, str]:
+def parse_backends(
+    value: Any, *, ollama_host: str = OLLAMA_DEFAULT, openai_base_url: str = OPENAI_DEFAULT
+) -> dict[str, str]:
     """Named answer backends from ``name=spec;name=spec``, a JSON object, repeated ``name=spec`` flags or a
-    mapping, each spec checked like ``llm``; raises ValueError saying what is wrong."""
-    from rag.llm_spec import parse_llm_spec
-
+    mapping, each spec checked like ``llm`` (with the servers of specs that name none, see ``parse_llm_spec``);
+    raises ValueError saying what is wrong."""
     if value is None:
         return {}
     if isinstance(value, str):
@@ -61,15 +63,17 @@ def parse_backends(value: Any) -> dict[str, str]:
         if name == DEFAULT_BACKEND or (name == "extractive" and spec.strip() != "extractive"):
             raise ValueError(f"backend name {name!r} is taken (by --llm / the extractive backend): pick another")
         try:
-            out[name] = parse_llm_spec(spec).raw
+            out[name] = parse_llm_spec(spec, ollama_host=ollama_host, openai_base_url=openai_base_url).raw
         except ConfigError as err:
-            why = re.sub(r"^bad setting \w+ \([^)]*\) = '.*?': ", "", str(err))
-            raise ValueError(f"backend {name!r} = {spec!r}: {why}") from None
+            raise ValueError(f"backend {name!r} = {spec!r}: {err.why or err}") from None
     return out
 
 
-def read_backends_file(path: Path) -> dict[str, str]:
-    """Named backends from a JSON object or a TOML file (top-level ``name = "spec"`` or a ``[backends]`` table)."""
+def read_backends_file(
+    path: Path, *, ollama_host: str = OLLAMA_DEFAULT, openai_base_url: str = OPENAI_DEFAULT
+) -> dict[str, str]:
+    """Named backends from a JSON object or a TOML file (top-level ``name = "spec"`` or a ``[backends]`` table),
+    checked like ``parse_backends``."""
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except OSError as exc:
@@ -88,11 +92,12 @@ def read_backends_file(path: Path) -> dict[str, str]:
             raise ValueError(f"not valid TOML ({exc})") from None
     if isinstance(data, dict) and isinstance(data.get("backends"), dict):
         data = data["backends"]
-    return parse_backends(data)
+    return parse_backends(data, ollama_host=ollama_host, openai_base_url=openai_base_url)
 
 
 class Settings(BaseSettings):
-    """All of citeqa's knobs. Environment names are ``CITEQA_<FIELD>`` (e.g. ``CITEQA_DATA_DIR``)."""
+    """All of citeqa's knobs, and the only reader of the environment. Environment names are ``CITEQA_<FIELD>``
+    (e.g. ``CITEQA_DATA_DIR``), but ``OLLAMA_HOST``, ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` (see ``env_name``)."""
 
     model_config = SettingsConfigDict(env_prefix="CITEQA_", extra="ignore", validate_default=True)
 
@@ -103,8 +108,8 @@ class Settings(BaseSettings):
     embedder: str = Field(
         "minilm-int8", description="minilm-int8 (int8 ONNX, onnxruntime; the default) or minilm (sentence-transformers)"
     )
-    chunk_size: int = Field(128, description="max word pieces per chunk (the model reads at most 256)")
-    chunk_overlap: int = Field(24, description="word pieces of overlap between neighbouring chunks")
+    chunk_size: int = Field(CHUNK_SIZE, description="max word pieces per chunk (the model reads at most 256)")
+    chunk_overlap: int = Field(CHUNK_OVERLAP, description="word pieces of overlap between neighbouring chunks")
     k: int = Field(5, description="passages retrieved per question")
     hybrid: bool = Field(True, description="fuse BM25 with dense retrieval, plus a second round from the best passages")
     expand: bool = Field(True, description="with hybrid: a second BM25 round from the best passages (multi-hop)")
@@ -130,6 +135,26 @@ class Settings(BaseSettings):
         description="llama.cpp's extra buffer types (weight repacking): auto = off on AMX CPUs when llama.cpp was "
         "built with its AMX kernels (they crash on the first decode), on, off",
     )
+    llamacpp_threads: int | None = Field(
+        None, description="threads for in-process llama.cpp; unset (or not a whole number >= 1) = half the cores"
+    )
+    cache_dir: Path | None = Field(
+        None, description="where derived model files go (the int8 model copy); unset = the user's cache folder"
+    )
+    # The variables the Ollama and OpenAI clients' users know, without the CITEQA_ prefix
+    ollama_host: str = Field(
+        OLLAMA_DEFAULT, validation_alias=AliasChoices("ollama_host", "OLLAMA_HOST"),
+        description="the Ollama server of ollama:MODEL specs without @host:port",
+    )
+    openai_base_url: str = Field(
+        OPENAI_DEFAULT, validation_alias=AliasChoices("openai_base_url", "OPENAI_BASE_URL"),
+        description="the server of openai:MODEL specs without @BASE_URL",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("openai_api_key", "OPENAI_API_KEY"),
+        description="the key sent to OpenAI-compatible servers; unset = a dummy key (local servers accept any)",
+    )
+    auth: SecretStr | None = Field(None, description="user:password `citeqa serve` asks for; unset = no login")
     # What UI sessions may pick as their answer backend (see offered_backends). The operator's choice: a session
     # picks one of these names and never supplies a URL, a path or a key.
     backends: Annotated[dict[str, str], NoDecode] = Field(
@@ -152,7 +177,7 @@ class Settings(BaseSettings):
     def _chroma(cls, v: Any) -> Any:
         if v is None or (isinstance(v, str) and v.strip() == ""):
             return None
-        m = _HOSTPORT_RE.match(str(v).strip())
+        m = HOSTPORT_RE.match(str(v).strip())
         if not m or not (0 < int(m.group("port")) < 65536):
             raise ValueError("must be host:port of a running `chroma run` server, e.g. 127.0.0.1:8000")
         return str(v).strip()
@@ -176,26 +201,64 @@ class Settings(BaseSettings):
             raise ValueError(f"'{kind}:' needs a model after the colon, e.g. {kind}:NAME")
         return v
 
-    @field_validator("llamacpp_extra_buffers")
+    @field_validator("llamacpp_extra_buffers", mode="before")
     @classmethod
-    def _extra_buffers(cls, v: str) -> str:
+    def _extra_buffers(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip() or "auto"  # CITEQA_LLAMACPP_EXTRA_BUFFERS="" is the default
         if v not in ("auto", "on", "off"):
             raise ValueError("must be auto, on or off")
         return v
 
+    @field_validator("llamacpp_threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> Any:
+        # anything but a whole number >= 1 means the default, as it always has
+        if isinstance(v, str):
+            return int(v) if v.isascii() and v.isdigit() and int(v) > 0 else None
+        if isinstance(v, int) and not isinstance(v, bool) and v < 1:
+            return None
+        return v
+
+    @field_validator("cache_dir", mode="before")
+    @classmethod
+    def _cache_dir(cls, v: Any) -> Any:
+        if v is None or v == "":  # CITEQA_CACHE_DIR="" is unset
+            return None
+        return Path(v).expanduser() if isinstance(v, str | Path) else v
+
+    @field_validator("ollama_host", "openai_base_url", mode="before")
+    @classmethod
+    def _server_default(cls, v: Any, info: ValidationInfo) -> Any:
+        # OLLAMA_HOST="" is unset; the value itself is checked where a spec without @ uses it (parse_llm_spec)
+        if v is None or v == "":
+            return OLLAMA_DEFAULT if info.field_name == "ollama_host" else OPENAI_DEFAULT
+        return v
+
+    @field_validator("openai_api_key", "auth", mode="before")
+    @classmethod
+    def _secret(cls, v: Any) -> Any:
+        return None if v == "" else v  # OPENAI_API_KEY="" is unset
+
     @field_validator("backends", mode="before")
     @classmethod
-    def _backends(cls, v: Any) -> dict[str, str]:
-        return parse_backends(v)
+    def _backends(cls, v: Any, info: ValidationInfo) -> dict[str, str]:
+        return parse_backends(v, **cls._servers(info))
 
     @field_validator("backends_file", mode="before")
     @classmethod
-    def _backends_file(cls, v: Any) -> Path | None:
+    def _backends_file(cls, v: Any, info: ValidationInfo) -> Path | None:
         if v is None or (isinstance(v, str) and not v.strip()):
             return None
         path = Path(str(v).strip()).expanduser()
-        read_backends_file(path)  # a bad file stops the server at start, not a session later
+        read_backends_file(path, **cls._servers(info))  # a bad file stops the server at start, not a session later
         return path
+
+    @staticmethod
+    def _servers(info: ValidationInfo) -> dict[str, str]:
+        """The servers of specs without @, from the fields validated before (defined above ``backends``)."""
+        return {"ollama_host": info.data.get("ollama_host", OLLAMA_DEFAULT),
+                "openai_base_url": info.data.get("openai_base_url", OPENAI_DEFAULT)}
 
     @field_validator("chunk_size")
     @classmethod
@@ -259,7 +322,8 @@ class Settings(BaseSettings):
         out = {} if self.llm == "extractive" else {DEFAULT_BACKEND: self.llm}
         out["extractive"] = "extractive"
         if self.backends_file is not None:
-            out.update(read_backends_file(self.backends_file))
+            out.update(read_backends_file(self.backends_file, ollama_host=self.ollama_host,
+                                          openai_base_url=self.openai_base_url))
         out.update(self.backends)
         return out
 
@@ -288,7 +352,8 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from flags (``overrides``, None values ignored) over the environment over defaults.
 
-    A bad value raises :class:`ConfigError` with one line naming the setting and its environment variable.
+    A bad value raises :class:`ConfigError` with one line naming the setting and its environment variable (and
+    its ``setting``, ``value`` and ``why``); the value of a secret is never shown.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
@@ -297,16 +362,34 @@ def load_settings(**overrides: Any) -> Settings:
         err = exc.errors()[0]
         name = str(err["loc"][0]) if err.get("loc") else "settings"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        value = err.get("input")
-        where = f"--{name.replace('_', '-')} / CITEQA_{name.upper()}" if name != "settings" else "settings"
-        raise ConfigError(f"bad setting {name} ({where}) = {value!r}: {msg}") from None
+        value = "**********" if name in SECRETS else err.get("input")
+        env = env_name(name)
+        if name == "settings":
+            where = "settings"
+        elif env.startswith("CITEQA_"):
+            where = f"--{name.replace('_', '-')} / {env}"
+        else:  # OLLAMA_HOST and the like have no flag
+            where = env
+        raise ConfigError.bad_value(name, where, value, msg) from None
     why = data_dir_problem(s.data_dir)
     if why:
-        raise ConfigError(
-            f"bad setting data_dir (--data-dir / CITEQA_DATA_DIR) = '{s.data_dir}': {why}: point it at a folder "
-            "you can write to (or unset it for the default)"
-        )
+        fix = f"{why}: point it at a folder you can write to (or unset it for the default)"
+        raise ConfigError(f"bad setting data_dir (--data-dir / CITEQA_DATA_DIR) = '{s.data_dir}': {fix}",
+                          setting="data_dir", value=str(s.data_dir), why=fix)
     return s
+
+
+SECRETS = ("openai_api_key", "auth")  # SecretStr: masked in reprs and dumps (report.json), never in messages
+
+
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name``: ``CITEQA_<NAME>``, or the one its clients' users know
+    (``OLLAMA_HOST``, ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``)."""
+    field = Settings.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[-1])
+    return f"CITEQA_{name.upper()}"
 
 
 def data_dir_problem(path: Path) -> str | None:

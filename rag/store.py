@@ -90,9 +90,8 @@ class ChromaStore:
         from rag.embeddings import FAMILY
 
         if embedder_name not in FAMILY:
-            raise ConfigError(
-                f"bad setting embedder (--embedder / CITEQA_EMBEDDER) = {embedder_name!r}: "
-                f"use one of {', '.join(FAMILY)}"
+            raise ConfigError.bad_value(
+                "embedder", "--embedder / CITEQA_EMBEDDER", embedder_name, f"use one of {', '.join(FAMILY)}"
             )
         self._client = client
         self._name = collection

@@ -12,7 +12,7 @@
    sentence and its best-matching evidence sentence is at least ``similarity_threshold``. Without an embedder
    the overlap alone decides, against the stricter ``overlap_only_threshold``.
 
-The thresholds were chosen on data by ``evals/calibrate_support.py``; the figures are quoted beside them.
+The thresholds were chosen on data by ``evals/tools/calibrate_support.py``; the figures are quoted beside them.
 """
 
 from __future__ import annotations
@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.citations import strip_markers
-from rag.lexicon import IRREGULAR
+from rag.text import CLAIM_STOPWORDS as STOPWORDS  # the claim analyzer, under the names this module exports
+from rag.text import NUMBER_WORDS, claim_stem, content_words
+from rag.text import claim_tokens as tokens
 from rag.types import CONFLICT_LEAD
 
 if TYPE_CHECKING:
     from rag.interfaces import Embedder
 
-# Chosen by `python -m evals.calibrate_support`: a grid sweep (overlap step 0.05, similarity step 0.025) for the
+# Chosen by `python -m evals.tools.calibrate_support`: a grid sweep (overlap step 0.05, similarity step 0.025) for the
 # best F1 of "supported" on 1,743 labelled pairs from SQuAD 2.0 small (586 supported; negatives are other sentences
 # of the same paragraph, another paragraph of the article, and the claim with another answer of the article put
 # in). There: precision 0.767, recall 0.768, F1 0.767. On HotpotQA-100, held out (545 pairs, multi-hop): precision
@@ -43,52 +45,8 @@ SIMILARITY_THRESHOLD = 0.45
 OVERLAP_ONLY_THRESHOLD = 0.5
 MIN_PIECE_WORDS = 4  # a stitched piece shorter than this must sit inside a longer piece of the same sentence
 
-STOPWORDS = frozenset(
-    """a an the and or but if of at by for with about against between into through during before after above below
-    to from up down in out on off over under again further then once here there when where why how all any both
-    each few more most other some such no nor not only own same so than too very can will just should now is are
-    was were be been being have has had having do does did doing i me my we our you your he him his she her it its
-    they them their what which who whom whose this that these those am would could also as may might must shall
-    s t said says one's""".split()
-)
-_NUMBER_WORDS = {
-    w: str(i)
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen".split()
-    )
-} | {w: str(10 * i) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "trillion": 10**12}
-_FOLD = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "\u00a0": " "})
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+|\d+")  # numbers keep their , and . ; words are letter runs
 _PIECE_CUT = re.compile(r"[\"“”„]|\s[-–—]\s|:\s")  # where stitched quotes join: quote marks, spaced dashes, colons
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case word and number tokens of ``text`` with markers dropped; ``2,000`` -> ``2000``."""
-    t = strip_markers(text).translate(_FOLD).lower()
-    return [tok.replace(",", "") if tok[0].isdigit() else tok for tok in _TOKEN.findall(t)]
-
-
-def _stem(w: str) -> str:
-    # crude folding so "troops"/"troop", "participated"/"participating", "sent"/"send" meet; the same on both sides
-    if w in IRREGULAR:
-        return IRREGULAR[w]
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(w) > len(suffix) + 3 and w.endswith(suffix) and not w.endswith("ss"):
-            return w[: -len(suffix)]
-    return w
-
-
-def content_words(text: str) -> list[str]:
-    """Tokens that carry content: stopwords dropped, number words as digits, crude stemming."""
-    out = []
-    for tok in tokens(text):
-        tok = _NUMBER_WORDS.get(tok, tok)
-        if tok in STOPWORDS or tok == "'":
-            continue
-        out.append(tok if tok[0].isdigit() else _stem(tok.removesuffix("'s")))
-    return out
 
 
 MAX_NUMBER_DIGITS = 15  # longer digit runs are identifiers (a float would round them, or overflow to inf)
@@ -120,8 +78,8 @@ def numbers(text: str) -> set[str]:
             out.add(tok)
             prev_small = None
             continue
-        if tok[0].isdigit() or (tok in _NUMBER_WORDS and tok != "one"):  # "one of them" is rarely a quantity
-            v = float(tok) if tok[0].isdigit() else float(_NUMBER_WORDS[tok])
+        if tok[0].isdigit() or (tok in NUMBER_WORDS and tok != "one"):  # "one of them" is rarely a quantity
+            v = float(tok) if tok[0].isdigit() else float(NUMBER_WORDS[tok])
             # a small number right after another starts a new one, except "twenty" + "five"
             if prev_small is not None and not (prev_small >= 20 and prev_small % 10 == 0 and v < 10):
                 flush()
@@ -151,7 +109,7 @@ def names(text: str) -> set[str]:
         for tok in tokens(m.group(0)):
             tok = tok.removesuffix("'s")
             if tok not in STOPWORDS and not tok[0].isdigit():
-                out.add(_stem(tok))
+                out.add(claim_stem(tok))
     return out
 
 
@@ -263,7 +221,7 @@ class SupportChecker:
             ev_text = "\n".join(evidence)
             ev_words = set(content_words(ev_text))
             overlap = sum(w in ev_words for w in words) / len(words) if words else 0.0
-            ev_stems = {_stem(t.removesuffix("'s")) for t in tokens(ev_text)}
+            ev_stems = {claim_stem(t.removesuffix("'s")) for t in tokens(ev_text)}
             nums_ok = numbers(sentence) <= numbers(ev_text)
             feats.append(SupportFeatures(False, overlap, nums_ok, names(sentence) <= ev_stems, None))
             if self.embedder is not None:

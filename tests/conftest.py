@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from evals.tools.shared import shared_dir
+
 # tests marked `isolated` (native code that can crash: llama.cpp) run in a child process: tests/isolation.py
 pytest_plugins = ["tests.isolation"]
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = shared_dir()  # ../shared, or CITEQA_SHARED_DIR
 VOSTOK = SHARED / "corpora" / "vostok-2022"
 DATASETS = SHARED / "datasets"
 

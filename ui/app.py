@@ -23,7 +23,6 @@ import ipaddress
 import itertools
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,50 +30,20 @@ import gradio as gr
 
 from rag.errors import CiteqaError, ConfigError, NotFoundError
 from rag.settings import Settings
-from rag.types import Answer, Turn
+from rag.types import Answer
 from ui import feedback, library, render
 from ui.engine import Engine, display_name, ui_message, validated
 from ui.evaluate import build_eval_tab
+from ui.session import Exchange, Session
 
 log = logging.getLogger("citeqa.ui")
 STATIC = Path(__file__).parent / "static"
-HISTORY_TURNS = 6  # exchanges a follow-up question sees
 ASKS_AT_ONCE = 4  # questions answered in parallel (all sessions and the API together)
 CONTEXT_MAX_BYTES = 32 * 2**20  # bigger documents show a cited span without its surrounding text (not loaded)
 UPLOAD_CACHE = (600, 3600)  # every 10 minutes, Gradio deletes the files uploaded to it over an hour ago
 # local fonts only: no request to a font CDN (the UI works offline and tells no one it was opened)
 SYSTEM_FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "DejaVu Sans",
                 "Helvetica Neue", "Arial", "sans-serif")
-
-
-@dataclass
-class Exchange:
-    question: str
-    collection: str
-    answer: Answer | None = None
-    error: str | None = None
-    vote: str | None = None
-
-
-@dataclass
-class Session:
-    """What one browser tab owns. Deep-copied by gr.State for every new session."""
-
-    collection: str
-    k: int
-    hybrid: bool
-    backend: str  # the name of one of the server's offered backends (Engine.backends), never a spec
-    exchanges: list[Exchange] = field(default_factory=list)
-    messages: list[dict[str, str]] = field(default_factory=list)
-    selected: int | None = None
-
-    def history(self) -> list[Turn]:
-        turns = [
-            Turn(e.question, e.answer.answer)
-            for e in self.exchanges
-            if e.answer is not None and not e.answer.abstained and e.collection == self.collection
-        ]
-        return turns[-HISTORY_TURNS:]
 
 
 class ChatUI:
@@ -270,7 +239,7 @@ def launch_options() -> dict[str, Any]:
 
 
 def build_app(settings: Settings, *, factory: Any = None) -> gr.Blocks:
-    """The whole UI over ``settings``. ``factory`` builds a Citeqa from Settings (default: rag.pipeline.Citeqa)."""
+    """The whole UI over ``settings``. ``factory`` builds a Citeqa from Settings (default: ingest.compose.Citeqa)."""
     engine = Engine(settings, factory)
     ui = ChatUI(engine)
     lib = library.LibraryUI(engine, ui)

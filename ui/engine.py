@@ -15,7 +15,6 @@ from typing import Any
 from rag.errors import BusyError, ConfigError, NotFoundError
 from rag.settings import Settings, load_settings
 
-SHARED_PARTS = ("client", "store", "bm25", "texts")  # the collection's state: one object each per collection
 ANSWERS_PER_SESSION = 1  # answers one session (a browser tab, an API client) may have running at once
 EVAL_COLLECTION = re.compile(r"^eval-[0-9a-f]{12}$")  # `citeqa eval`'s own collections (evals.runner)
 
@@ -27,16 +26,13 @@ def validated(base: Settings, **changes: Any) -> Settings:
 
 UI_NAMES = {"collection": "Collection name", "llm": "Answer backend", "k": "k (passages to retrieve)",
             "hybrid": "Hybrid retrieval"}
-_CONFIG_LINE = re.compile(r"^bad setting (\w+) \([^)]*\) = (.*?): (.*)$", re.S)
 
 
 def ui_message(err: ConfigError) -> str:
     """A ConfigError's line in the UI's words: the field as the UI names it, no CLI flags."""
-    m = _CONFIG_LINE.match(str(err))
-    if not m:
+    if err.setting is None or err.why is None:
         return str(err)
-    name, value, why = m.groups()
-    return f"{UI_NAMES.get(name, name)} {value} is not valid: {why}"
+    return f"{UI_NAMES.get(err.setting, err.setting)} {err.value!r} is not valid: {err.why}"
 
 
 class ReadWriteLock:
@@ -84,7 +80,7 @@ class ReadWriteLock:
 
 
 class Engine:
-    """Owns the Citeqa objects. ``factory`` is how one is built (``rag.pipeline.Citeqa`` by default)."""
+    """Owns the Citeqa objects. ``factory`` is how one is built (``ingest.compose.Citeqa`` by default)."""
 
     def __init__(self, settings: Settings, factory: Callable[..., Any] | None = None) -> None:
         self.settings = settings
@@ -99,7 +95,7 @@ class Engine:
 
     def _make(self, settings: Settings, **kw: Any) -> Any:
         if self._factory is None:
-            from rag.pipeline import Citeqa
+            from ingest.compose import Citeqa
 
             self._factory = Citeqa
         return self._factory(settings, **kw)
@@ -184,10 +180,9 @@ class Engine:
             qa = self._variants.get(key)
             if qa is None:
                 s = validated(base.settings, hybrid=hybrid, llm=llm)
-                qa = self._make(s, embedder=base.embedder)
-                for part in SHARED_PARTS:
-                    if hasattr(type(base), part):
-                        qa.__dict__[part] = getattr(base, part)
+                # the variant answers over the base's Collection: one store, BM25 index and text store per
+                # collection, so an ingest through one is seen by all of them at once
+                qa = self._make(s, embedder=base.embedder, collection=base.collection)
                 self._variants[key] = qa
             return qa
 

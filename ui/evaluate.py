@@ -231,7 +231,7 @@ def run_eval(engine: Engine, suite: str | None, uploaded: str | None, docs: str 
         embedder = engine.embedder()
 
         def factory(settings: Any) -> Any:
-            from rag.pipeline import Citeqa
+            from ingest.compose import Citeqa
 
             return _Tracked(Citeqa(settings, embedder=embedder), progress, total)
 

@@ -7,16 +7,23 @@ import html
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 
 from rag.errors import CiteqaError, ConfigError
 from ui import uploads
 from ui.engine import EVAL_COLLECTION, Engine, ui_message, validated
+from ui.session import Session
 
 if TYPE_CHECKING:
-    from ui.app import ChatUI, Session
+    from collections.abc import Callable
+
+
+class ChatView(Protocol):
+    """What the Library tab needs of the chat (ui.app.ChatUI): how a collection's sources are named."""
+
+    def namer(self, collection: str) -> Callable[[str], str]: ...
 
 log = logging.getLogger("citeqa.ui")
 
@@ -79,7 +86,7 @@ def report_html(added: list[str], updated: list[str], unchanged: list[str], fail
 
 
 class LibraryUI:
-    def __init__(self, engine: Engine, chat: ChatUI) -> None:
+    def __init__(self, engine: Engine, chat: ChatView) -> None:
         self.engine = engine
         self.chat = chat
 
@@ -92,7 +99,7 @@ class LibraryUI:
         for folder in sorted(p for p in root.iterdir() if p.is_dir()):
             try:
                 qa = self.engine.qa(folder.name)
-                with qa.lock(timeout=0):  # not while another process ingests into the collection
+                with qa.collection.lock(timeout=0):  # not while another process ingests into the collection
                     done = uploads.clean_leftovers(folder, {i.source: i.content_hash for i in qa.sources()})
             except Exception as exc:  # a start-up chore must not stop the server: say so and go on
                 log.warning("citeqa: could not tidy the upload folder %s (%s)", folder, exc)

@@ -88,7 +88,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ollama = FakeOllama(models=("tiny-llm",), delay=0.15).start()  # the operator's backend, offered by name
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "ui.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
              "--collection", "e2e-docs", "--backend", f"tiny=ollama:tiny-llm@127.0.0.1:{ollama.port}"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )

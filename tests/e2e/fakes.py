@@ -1,4 +1,4 @@
-"""A scripted stand-in for rag.pipeline.Citeqa, for browser tests of what the UI does with answers the real
+"""A scripted stand-in for ingest.compose.Citeqa, for browser tests of what the UI does with answers the real
 extractive backend rarely produces: many streamed pieces, unsupported sentences, backend errors, crashes,
 HTML in documents. Deterministic: the question picks the script."""
 
@@ -9,8 +9,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ingest.collection import SourceInfo
+from rag.asker import check_question
 from rag.errors import BackendError, NotFoundError
-from rag.pipeline import SourceInfo, check_question
 from rag.types import Answer, Citation, Turn
 
 DOC = (
@@ -23,9 +24,10 @@ STREAM_PIECES = ["The lighthouse ", "was built ", "in 1874 ", "[1]. ", "It is ",
 
 
 class ScriptedCiteqa:
-    def __init__(self, settings: Any, embedder: Any = None) -> None:
+    def __init__(self, settings: Any, embedder: Any = None, collection: Any = None) -> None:
         self.settings = settings
         self.embedder = embedder or object()
+        self.collection = collection or self  # the UI's variants share their base's collection
         self.calls: list[tuple[str, tuple[Turn, ...]]] = []
 
     def sources(self) -> list[SourceInfo]:

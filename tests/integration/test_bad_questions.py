@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 from gradio_client.exceptions import AppError
 
-from rag.pipeline import MAX_QUESTION_CHARS, Citeqa, QuestionError
+from ingest.compose import Citeqa
+from rag.asker import MAX_QUESTION_CHARS, QuestionError
 from rag.settings import load_settings
 from tests.integration.chroma_server import free_port
 from ui.app import start
 
 pytestmark = pytest.mark.integration
 
-CITEQA = [sys.executable, "-m", "rag.cli"]
+CITEQA = [sys.executable, "-m", "ui.cli"]
 COLLECTION = "bad-questions"
 DOCS = {
     "korvath.txt": "The Korvath bridge over the Senna river is 412 metres long. It was completed in 1897.\n",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from evals.tools.shared import SHARED_DIR_ENV
 from tests.conftest import DATASETS, need_shared
 
 # the whole quick bench runs in the fixture of the first test: allow for a busy machine
@@ -23,8 +24,8 @@ SYSTEMS = ("stock", "citeqa-minilm", "citeqa-minilm-int8")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     need_shared(DATASETS / "hotpotqa-100" / "corpus.json")
     out = tmp_path_factory.mktemp("bench")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
-    r = subprocess.run([sys.executable, "-m", "evals.bench", "--quick", "--out", str(out)], capture_output=True,
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_") or k == SHARED_DIR_ENV}
+    r = subprocess.run([sys.executable, "-m", "evals.tools.bench", "--quick", "--out", str(out)], capture_output=True,
                        text=True, timeout=1700, env=env)
     assert r.returncode == 0, r.stderr[-4000:]
     return json.loads((out / "bench.json").read_text(encoding="utf-8")), out
@@ -35,7 +36,7 @@ def _number(v: object) -> bool:
 
 
 def test_every_metric_for_every_system(quick: tuple[dict, Path]) -> None:
-    from evals.bench import metric_defs
+    from evals.tools.bench import metric_defs
 
     result, _ = quick
     assert result["format"] == "citeqa-bench/1" and result["quick"] is True

@@ -20,9 +20,9 @@ import pytest
 
 from ingest import runner
 from ingest.chunking import chunk_document
+from ingest.compose import Citeqa
 from ingest.loaders import load_document
 from ingest.manifest import Manifest
-from rag.pipeline import Citeqa
 from rag.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -80,7 +80,7 @@ def cli_with_peak_rss(args: list[str], env: dict[str, str], timeout: int = 900) 
         "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024\n"
         "print(json.dumps({'rc': r.returncode, 'stdout': r.stdout, 'stderr': r.stderr, 'peak': peak}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "rag.cli", *args],
+    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "ui.cli", *args],
                          env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -128,14 +128,14 @@ def test_streamed_ingest_builds_the_whole_file_collection_and_answers(qa: Citeqa
                     encoding="utf-8")
     assert page.stat().st_size > window
 
-    qa.ingestor.window_bytes = window
+    qa.collection.ingestor.window_bytes = window
     report = qa.ingest([docs], progress=False)
     assert report.ok and len(report.added) == 4
 
     s = qa.settings
     source = str(big.resolve())
     whole = chunk_document(load_document(big), s.chunk_size, s.chunk_overlap)
-    entry = Manifest.load(qa.manifest_path).files[source]
+    entry = Manifest.load(qa.collection.manifest_path).files[source]
     assert entry.chunk_ids == [c.id for c in whole], "streamed chunks must be the whole-file chunks"
     assert sorted(qa.store.ids_for_source(source)) == sorted(entry.chunk_ids)
     assert qa.store.count() == len(qa.bm25) == sum(i.chunks for i in qa.sources())
@@ -157,7 +157,7 @@ def test_streamed_ingest_builds_the_whole_file_collection_and_answers(qa: Citeqa
         fh.write("The harbour master retired in 1920.\n")
     third = qa.ingest([docs], progress=False)
     assert third.updated == [source]
-    new_ids = Manifest.load(qa.manifest_path).files[source].chunk_ids
+    new_ids = Manifest.load(qa.collection.manifest_path).files[source].chunk_ids
     assert new_ids == [c.id for c in chunk_document(load_document(big), s.chunk_size, s.chunk_overlap)]
     assert sorted(qa.store.ids_for_source(source)) == sorted(new_ids)
     assert qa.store.count() == len(qa.bm25) == sum(i.chunks for i in qa.sources())
@@ -184,7 +184,7 @@ def test_file_changed_while_streamed_leaves_nothing_behind(
 
     monkeypatch.setattr(runner, "iter_text", append_while_reading)
     monkeypatch.setattr(runner, "EMBED_BATCH", 4)  # several batches are stored before the change is seen
-    qa.ingestor.window_bytes = 1024
+    qa.collection.ingestor.window_bytes = 1024
     report = qa.ingest([docs], progress=False)
     source = str(growing.resolve())
     assert report.failed == [(source, "changed while being read: run the ingest again")]
@@ -252,7 +252,7 @@ def test_200mb_text_file_streams_through_ingest_in_bounded_memory(big_dir: Path,
     print(f"peak RSS: {peak} MB ingesting the 200 MB file, {base_peak} MB for the small files alone")
     assert peak < base_peak + 50, "memory must not grow with the file"
 
-    q = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "How many sealed letters does the vault hold?",
+    q = subprocess.run([sys.executable, "-m", "ui.cli", "ask", "How many sealed letters does the vault hold?",
                         "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert q.returncode == 0, q.stderr
     c = json.loads(q.stdout)["citations"][0]

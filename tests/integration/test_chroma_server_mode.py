@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from rag.pipeline import Citeqa
+from ingest.compose import Citeqa
 from rag.settings import load_settings
 from tests.integration.chroma_server import chroma_server
 
 pytestmark = pytest.mark.integration
 
 QUESTION = "How many troops did China send?"
-CITEQA = [sys.executable, "-m", "rag.cli"]
+CITEQA = [sys.executable, "-m", "ui.cli"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-CITEQA = [sys.executable, "-m", "rag.cli"]
+CITEQA = [sys.executable, "-m", "ui.cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -104,7 +104,7 @@ def test_bad_question_is_one_line(tmp_path: Path) -> None:
 
 def test_help_is_fast_and_loads_no_model() -> None:
     heavy = "('torch', 'chromadb', 'sentence_transformers', 'gradio', 'onnxruntime')"
-    code = f"import sys, rag.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
+    code = f"import sys, ui.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", "importing the CLI must not import heavy libraries"
 

@@ -27,7 +27,7 @@ from tests.integration.chroma_server import free_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-CITEQA = [sys.executable, "-m", "rag.cli"]
+CITEQA = [sys.executable, "-m", "ui.cli"]
 COLLECTION = "conc-docs"
 USERS = 20
 QUESTIONS_PER_USER = 3
@@ -333,7 +333,7 @@ def test_a_waiting_ingest_is_not_overtaken_by_new_questions() -> None:
 def _state(env: dict[str, str], collection: str) -> tuple[list[str], int, int, int]:
     """(sorted chunk ids in Chroma, Chroma count, manifest chunk count, BM25 size), read by a fresh process."""
     code = (
-        "import json, sys\nfrom rag.settings import load_settings\nfrom rag.pipeline import Citeqa\n"
+        "import json, sys\nfrom rag.settings import load_settings\nfrom ingest.compose import Citeqa\n"
         "qa = Citeqa(load_settings(collection=sys.argv[1]))\n"
         "ids = sorted(c.id for c in qa.store.iter_chunks())\n"
         "print(json.dumps([ids, qa.store.count(), sum(i.chunks for i in qa.sources()), len(qa.bm25)]))\n"

@@ -37,7 +37,7 @@ def make_corpus(folder: Path, files: int = 160, seed: int = 7) -> None:
 
 
 def cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rag.cli", *args], env=env, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "ui.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -45,8 +45,8 @@ def state(env: dict[str, str]) -> tuple[list[str], int, int, int]:
     """(sorted chunk ids in Chroma, Chroma count, manifest chunk count, BM25 size) for the collection."""
     code = (
         "import json\n"
-        "from rag.settings import load_settings\nfrom rag.pipeline import Citeqa\n"
-        "qa = Citeqa(load_settings())\nqa._repair_if_crashed()\n"
+        "from rag.settings import load_settings\nfrom ingest.compose import Citeqa\n"
+        "qa = Citeqa(load_settings())\nqa.collection.ensure_repaired()\n"
         "ids = sorted(c.id for c in qa.store.iter_chunks())\n"
         "print(json.dumps([ids, qa.store.count(), sum(i.chunks for i in qa.sources()), len(qa.bm25)]))\n"
     )
@@ -88,7 +88,7 @@ def test_sigkill_during_ingest_then_rerun_matches_clean_ingest(tmp_path: Path) -
     ids, count, manifest_chunks, bm25 = state(env)
     assert ids == clean_ids and count == clean_count == manifest_chunks == bm25
 
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "How many ships did the keeper log?", "--json"],
+    r = subprocess.run([sys.executable, "-m", "ui.cli", "ask", "How many ships did the keeper log?", "--json"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)

@@ -28,7 +28,7 @@ GATES = {
 
 def test_docs_suite_meets_its_gates(tmp_path: Path) -> None:
     out = tmp_path / "report"
-    args = [sys.executable, "-m", "rag.cli", "eval", str(REPO / "evals/suites/docs.jsonl"), "--docs",
+    args = [sys.executable, "-m", "ui.cli", "eval", str(REPO / "evals/suites/docs.jsonl"), "--docs",
             str(REPO / "docs"), "--out", str(out), "--no-progress"]
     for name, value in GATES.items():
         args += ["--fail-under", f"{name}={value}"]

@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-CITEQA = [sys.executable, "-m", "rag.cli"]
+CITEQA = [sys.executable, "-m", "ui.cli"]
 LONG_LINE_FACT = "The quarry at Eastfield produced 9,340 tonnes of granite in 1887."
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.errors import BusyError, NotFoundError
-from rag.pipeline import Citeqa, QuestionError
+from ingest.compose import Citeqa
+from rag.errors import BusyError, NotFoundError, QuestionError
 from rag.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -145,7 +145,7 @@ def test_empty_collection_says_what_to_do(qa: Citeqa) -> None:
 
 def test_concurrent_ingest_is_refused(qa: Citeqa, tmp_path: Path) -> None:
     _write(tmp_path / "d", "a.txt", "Some text about rivers and their deltas.")
-    with qa.lock():
+    with qa.collection.lock():
         with pytest.raises(BusyError, match="another ingest"):
             qa.ingest([tmp_path / "d"], progress=False)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
+from ingest.compose import Citeqa
 from rag.extractive import NOTE_CONFLICT
 from rag.generative import GenerativeAnswerer, build_messages, build_prompt
-from rag.pipeline import Citeqa
 from rag.settings import load_settings
 
 pytestmark = pytest.mark.integration

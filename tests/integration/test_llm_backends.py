@@ -380,7 +380,7 @@ def _vostok_responder(req: dict) -> str:
 
 
 def test_pipeline_follow_up_with_ollama_backend(embedder, vostok_dir: Path) -> None:
-    from rag.pipeline import Citeqa
+    from ingest.compose import Citeqa
 
     with FakeOllama(models=("tiny-llm",), responder=_vostok_responder) as server:
         spec = f"ollama:tiny-llm@{server.url}"

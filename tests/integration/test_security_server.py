@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.pipeline import Citeqa
+from ingest.compose import Citeqa
 from rag.settings import load_settings
 from tests.conftest import stop_process
 from tests.integration.chroma_server import chroma_server, free_port
@@ -38,7 +38,7 @@ from tests.integration.chroma_server import chroma_server, free_port
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-CITEQA = [sys.executable, "-m", "rag.cli"]
+CITEQA = [sys.executable, "-m", "ui.cli"]
 QUESTION = "How many troops did China send?"
 
 
@@ -278,13 +278,14 @@ def test_a_file_over_the_time_limit_is_refused_and_nothing_is_stored(tmp_path: P
     text file streamed window by window; each refused in one line naming the setting, the others ingested."""
     s = load_settings(collection="time-limit", max_ingest_seconds=1.0)
     qa = Citeqa(s, embedder=HashEmbedder(delay=1.5))  # one batch alone outlasts the limit
-    qa.ingestor.window_bytes = 256 * 1024  # so the bigger of the two is streamed
+    qa.collection.ingestor.window_bytes = 256 * 1024  # so the bigger of the two is streamed
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "small.txt").write_text("The Corrib ferry leaves at 7:45.", encoding="utf-8")
     (docs / "whole.txt").write_text(prose(1500), encoding="utf-8")  # ~190 KB: read whole, > 256 chunks
     (docs / "streamed.txt").write_text(prose(4000, seed=4), encoding="utf-8")  # ~500 KB: streamed
-    assert (docs / "whole.txt").stat().st_size < qa.ingestor.window_bytes < (docs / "streamed.txt").stat().st_size
+    window = qa.collection.ingestor.window_bytes
+    assert (docs / "whole.txt").stat().st_size < window < (docs / "streamed.txt").stat().st_size
     report = qa.ingest([docs], progress=False)
     assert [Path(p).name for p in report.added] == ["small.txt"]
     why = "its ingest took longer than the limit of 1 s per file (CITEQA_MAX_INGEST_SECONDS): split it, or raise " \
@@ -318,7 +319,7 @@ def test_the_allowed_host_flag_reaches_the_server(monkeypatch: pytest.MonkeyPatc
     from typer.testing import CliRunner
 
     import ui.app
-    from rag.cli import app as cli_app
+    from ui.cli import app as cli_app
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(ui.app, "serve", lambda s, **kw: seen.update(settings=s, **kw))
@@ -418,14 +419,14 @@ def test_a_repair_removes_what_its_own_crashed_ingest_wrote_and_nothing_else(
     with pytest.raises(KeyboardInterrupt):
         qa.ingest([b], progress=False)
     monkeypatch.undo()
-    assert qa.ingestor.marker.exists() and str(b.resolve()) in qa.store.source_counts()
+    assert qa.collection.ingestor.marker.exists() and str(b.resolve()) in qa.store.source_counts()
 
     fresh = Citeqa(s, embedder=embedder)  # the next process
     with caplog.at_level(logging.WARNING, logger="ingest.runner"):
-        assert fresh._repair_if_crashed()
+        assert fresh.collection.ensure_repaired()
     counts = fresh.store.source_counts()
     assert counts == {str(a.resolve()): 1, "/elsewhere/other.txt": len(foreign)}, counts
-    assert not fresh.ingestor.marker.exists()
+    assert not fresh.collection.ingestor.marker.exists()
     assert [r.getMessage() for r in caplog.records if "not deleted" in r.getMessage()]
     assert len(fresh.bm25) == 1 and [Path(i.source).name for i in fresh.sources()] == ["a.txt"]
     assert "7:45" in fresh.ask("When does the Corrib ferry leave?").answer

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.pipeline import Citeqa
+from ingest.compose import Citeqa
 from rag.settings import Settings, load_settings
 from tests.integration.chroma_server import free_port
 from tests.integration.gradio_events import Events, Result, text_of
@@ -293,7 +293,7 @@ def test_asking_a_missing_collection_creates_nothing(docs, factory) -> None:
         r = ev.call("cq-collection-pick", "input", ["spam-x", None], sess)  # switching to a made-up name
         assert not r.success or "There is no collection" in text_of(r.data)
     assert sorted(p.name for p in (data_dir / "collections").iterdir()) == [COLLECTION]
-    names = sorted(c if isinstance(c, str) else c.name for c in docs.client.list_collections())
+    names = sorted(c if isinstance(c, str) else c.name for c in docs.collection.client.list_collections())
     assert names == [COLLECTION], "no Chroma collection was created"
     # the Library's switch refuses an unknown name itself, too
     from ui.library import LibraryUI

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from gradio_client.exceptions import AppError
 
-from rag.pipeline import Citeqa
+from ingest.compose import Citeqa
 from rag.settings import load_settings
 from tests.integration.chroma_server import free_port
 from ui import uploads

@@ -85,7 +85,7 @@ def test_serve_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch) -> None
     from typer.testing import CliRunner
 
     import ui.app
-    from rag.cli import app
+    from ui.cli import app
 
     seen = {}
     monkeypatch.setattr(ui.app, "serve", lambda s, **kw: seen.setdefault("settings", s))

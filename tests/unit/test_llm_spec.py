@@ -47,10 +47,24 @@ def test_windows_style_path_keeps_its_colon() -> None:
 
 
 def test_environment_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OLLAMA_HOST and OPENAI_BASE_URL reach the settings under the names their clients' users know; the spec
+    parser reads no environment, it is given them."""
     monkeypatch.setenv("OLLAMA_HOST", "10.0.0.5:1234")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://proxy.local:9000/v1/")
-    assert parse_llm_spec("ollama:m").url == "http://10.0.0.5:1234"
-    assert parse_llm_spec("openai:m").url == "http://proxy.local:9000/v1"
+    s = _settings()
+    assert (s.ollama_host, s.openai_base_url) == ("10.0.0.5:1234", "http://proxy.local:9000/v1/")
+    hosts = {"ollama_host": s.ollama_host, "openai_base_url": s.openai_base_url}
+    assert parse_llm_spec("ollama:m", **hosts).url == "http://10.0.0.5:1234"
+    assert parse_llm_spec("openai:m", **hosts).url == "http://proxy.local:9000/v1"
+    assert parse_llm_spec("ollama:m").url == "http://127.0.0.1:11434", "no environment read here"
+    assert make_chat_model("ollama:m", s).base_url == "http://10.0.0.5:1234"
+    assert make_chat_model("openai:m", s).openai_api_base == "http://proxy.local:9000/v1"
+    monkeypatch.setenv("OLLAMA_HOST", "")  # empty is unset
+    monkeypatch.setenv("OPENAI_BASE_URL", "")
+    s = _settings()
+    assert (s.ollama_host, s.openai_base_url) == ("http://127.0.0.1:11434", "https://api.openai.com/v1")
+    with pytest.raises(ConfigError, match=r"^bad setting llm \(--llm / CITEQA_LLM\) = 'ollama:m': expected host"):
+        parse_llm_spec("ollama:m", ollama_host="nohost")
 
 
 @pytest.mark.parametrize(
@@ -93,11 +107,22 @@ def test_openai_official_api_gets_max_completion_tokens(monkeypatch: pytest.Monk
 
 
 def test_openai_key_from_environment_or_dummy(monkeypatch: pytest.MonkeyPatch) -> None:
-    s = _settings(llm="openai:m@127.0.0.1:1/v1")
+    spec = "openai:m@127.0.0.1:1/v1"
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert make_chat_model(s.llm, s).openai_api_key.get_secret_value() == "not-needed"
+    assert make_chat_model(spec, _settings(llm=spec)).openai_api_key.get_secret_value() == "not-needed"
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    assert make_chat_model(spec, _settings(llm=spec)).openai_api_key.get_secret_value() == "not-needed"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-abc")
+    s = _settings(llm=spec)
     assert make_chat_model(s.llm, s).openai_api_key.get_secret_value() == "sk-abc"
+    # a secret: masked wherever settings are shown or dumped (report.json), left out of reports
+    assert "sk-abc" not in repr(s) and "sk-abc" not in str(s.model_dump()) and "sk-abc" not in s.model_dump_json()
+    from rag.settings import load_settings
+
+    assert load_settings(**s.model_dump()).openai_api_key == s.openai_api_key, "survives the UI's re-validation"
+    with pytest.raises(ConfigError) as err:
+        load_settings(openai_api_key=12345)
+    assert "12345" not in str(err.value) and err.value.value != 12345 and "OPENAI_API_KEY" in str(err.value)
 
 
 def test_override_max_tokens_for_rewrites() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.asker import QuestionError, check_question
 from rag.errors import ConfigError
-from rag.pipeline import QuestionError, check_question
 from rag.settings import default_data_dir, load_settings
 from rag.support import SupportChecker, numbers
 from ui import render, uploads

@@ -58,3 +58,62 @@ def test_bad_environment_value(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CITEQA_K", "many")
     with pytest.raises(ConfigError, match="CITEQA_K"):
         load_settings()
+
+
+def test_every_setting_is_read_by_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The variables modules used to read themselves are Settings fields, passed down from there."""
+    from rag.embeddings import model_cache_dir
+    from rag.llamacpp import llamacpp_threads
+
+    for var in ("CITEQA_CACHE_DIR", "CITEQA_LLAMACPP_THREADS", "CITEQA_AUTH"):
+        monkeypatch.delenv(var, raising=False)
+    s = load_settings()
+    assert (s.cache_dir, s.llamacpp_threads, s.auth) == (None, None, None)
+    assert model_cache_dir(s.cache_dir).name == "citeqa" and llamacpp_threads(s.llamacpp_threads) >= 1
+    monkeypatch.setenv("CITEQA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CITEQA_LLAMACPP_THREADS", "3")
+    monkeypatch.setenv("CITEQA_AUTH", "ann:pw")
+    s = load_settings()
+    assert s.cache_dir == tmp_path / "cache" and model_cache_dir(s.cache_dir) == tmp_path / "cache"
+    assert s.llamacpp_threads == 3 and llamacpp_threads(s.llamacpp_threads) == 3
+    assert s.auth is not None and s.auth.get_secret_value() == "ann:pw" and "ann:pw" not in repr(s)
+    for unset in ("", "0", "-2", "two", " 3", "³"):  # as before: anything but a whole number >= 1 is the default
+        monkeypatch.setenv("CITEQA_LLAMACPP_THREADS", unset)
+        assert load_settings().llamacpp_threads is None, unset
+    monkeypatch.setenv("CITEQA_CACHE_DIR", "")
+    monkeypatch.setenv("CITEQA_AUTH", "")
+    assert load_settings().cache_dir is None and load_settings().auth is None
+
+
+def test_config_errors_carry_the_setting_the_value_and_why() -> None:
+    from ui.engine import ui_message
+
+    with pytest.raises(ConfigError) as err:
+        load_settings(k=0)
+    e = err.value
+    assert str(e) == "bad setting k (--k / CITEQA_K) = 0: must be between 1 and 100"
+    assert (e.setting, e.value, e.why) == ("k", 0, "must be between 1 and 100")
+    assert ui_message(e) == "k (passages to retrieve) 0 is not valid: must be between 1 and 100"
+    with pytest.raises(ConfigError) as err:
+        load_settings(collection="a: b")  # a value with ': ' in it (the line cannot be split back reliably)
+    assert err.value.value == "a: b"
+    assert ui_message(err.value).startswith("Collection name 'a: b' is not valid: must be 3-128 characters")
+    assert ui_message(ConfigError("answer backend 'x' is not offered")) == "answer backend 'x' is not offered"
+
+
+def test_each_default_is_defined_once() -> None:
+    import inspect
+
+    import rag.llm_spec
+    import rag.settings
+    from ingest.chunking import chunk_document, chunk_stream
+    from ingest.runner import Ingestor
+    from rag.settings import Settings
+
+    size, overlap = Settings.model_fields["chunk_size"].default, Settings.model_fields["chunk_overlap"].default
+    for fn, names in ((chunk_document, ("max_tokens", "overlap_tokens")), (chunk_stream, ("max_tokens",
+                      "overlap_tokens")), (Ingestor.__init__, ("chunk_size", "chunk_overlap"))):
+        params = inspect.signature(fn).parameters
+        assert (params[names[0]].default, params[names[1]].default) == (size, overlap), fn
+    assert rag.settings.HOSTPORT_RE is rag.llm_spec.HOSTPORT_RE
+    assert load_settings(chroma="[::1]:8000").chroma_host_port == ("::1", 8000)

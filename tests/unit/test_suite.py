@@ -220,8 +220,12 @@ def _run(args: list[str]) -> Any:
 def test_eval_run_writes_reports(workspace: tuple[Path, Path], tmp_path: Path, fake_support: None) -> None:
     docs, suite = workspace
     out = tmp_path / "out"
-    res = _run(["eval", str(suite), "--docs", str(docs), "--out", str(out), "--no-progress", "--k", "2"])
+    secrets = {"OPENAI_API_KEY": "sk-never-in-a-report", "CITEQA_AUTH": "user:never-in-a-report"}
+    res = CliRunner().invoke(_cli(), ["eval", str(suite), "--docs", str(docs), "--out", str(out), "--no-progress",
+                                      "--k", "2"], env={"COLUMNS": "200", **secrets})
     assert res.exit_code == 0, res.output
+    assert not [p for p in out.iterdir() if "never-in-a-report" in p.read_text(encoding="utf-8")]
+    assert "never-in-a-report" not in res.output
     assert f"{suite}:5: skipped: not valid JSON" in res.stderr  # malformed line reported by number
     assert "exact_match" in res.stdout  # summary table
     for name in ("report.json", "cases.jsonl", "report.md", "report.html"):
@@ -239,6 +243,7 @@ def test_eval_run_writes_reports(workspace: tuple[Path, Path], tmp_path: Path, f
     assert report["counts"]["cases"] == 4 and report["counts"]["skipped_lines"] == 1
     assert report["suite"]["skipped_lines"][0]["line"] == 5
     assert report["settings"]["k"] == 2 and report["settings"]["collection"].startswith("eval-")
+    assert "openai_api_key" not in report["settings"] and "auth" not in report["settings"]
     assert report["support_method"]["checker"].endswith("_Checker")
     assert report["support_method"]["parameters"]["threshold"] == 0.5  # the numbers that decide support
     assert {"citeqa", "chromadb", "sentence-transformers", "python"} <= set(report["versions"])

@@ -1,6 +1,6 @@
 """Choose the thresholds of rag.support.SupportChecker on labelled claim/evidence pairs built from public data.
 
-    python -m evals.calibrate_support [--squad PATH] [--hotpot DIR]
+    python -m evals.tools.calibrate_support [--squad PATH] [--hotpot DIR]
 
 Claims are made from questions: the question with its gold answer put in place of the wh-phrase ("In what
 country is Normandy located?" + "France" -> "In France is Normandy located."). Not fluent, but it has the words
@@ -18,7 +18,7 @@ cites; a whole paragraph, as a generative answer's citation is a chunk):
 
 The thresholds are swept on SQuAD 2.0 small (the answerable questions) and the pair maximising F1 of
 "supported" is printed; HotpotQA-100 is held out and only reported. Nothing from the data sets is written
-anywhere: they are read from ../shared at run time.
+anywhere: they are read from ../shared (``evals.tools.shared``) at run time.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+from evals.tools.shared import datasets_dir
+
 _AUX = r"(?:is|are|was|were|did|does|do|has|had|have|can|could|will|would|should)"
 _WH_NOUN = re.compile(r"\b(?:what|which|whose)\s+\w+(?:\s+\w+)?\s+(?=" + _AUX + r"\b)", re.I)
 _HOW = re.compile(r"\bhow\s+(?:many|much|long|old|far|large|big)\b", re.I)
@@ -227,11 +228,13 @@ def report(name: str, pairs: Sequence[Pair], feats, ot: float, st: float | None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--squad", type=Path, default=SHARED / "squad-v2-small" / "squad-v2-small.json")
-    ap.add_argument("--hotpot", type=Path, default=SHARED / "hotpotqa-100")
+    datasets = datasets_dir()
+    ap.add_argument("--squad", type=Path, default=datasets / "squad-v2-small" / "squad-v2-small.json")
+    ap.add_argument("--hotpot", type=Path, default=datasets / "hotpotqa-100")
     args = ap.parse_args(argv)
     if not args.squad.exists():
-        print(f"{args.squad} is absent: clone the project with ../shared beside it", file=sys.stderr)
+        print(f"{args.squad} is absent: clone the project with ../shared beside it or set CITEQA_SHARED_DIR",
+              file=sys.stderr)
         return 2
     from rag.embeddings import OnnxInt8Embedder
     from rag.support import SupportChecker

@@ -6,7 +6,7 @@
 ``similarity_search``. It has no answerer of its own; where the bench times a "full answer" for it, the stock
 retrieval feeds citeqa's extractive answerer running on the same float model (what a user would bolt on).
 
-``python -m evals.bench_stock ask --persist DIR QUESTION`` is its "ask" command, for the cold-start figure.
+``python -m evals.tools.bench_stock ask --persist DIR QUESTION`` is its "ask" command, for the cold-start figure.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def hits(store: Any, question: str, k: int) -> list[Any]:  # -> list[rag.types.H
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.bench_stock", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evals.tools.bench_stock", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     ask = sub.add_parser("ask", help="retrieve and print the top passages for a question (the stock 'answer')")
     ask.add_argument("question")

@@ -1,16 +1,16 @@
 """``make bench``: citeqa against the stock LangChain pipeline, in one run, on this machine.
 
-``python -m evals.bench --out DIR [--quick]`` measures, for the stock pipeline (``evals.bench_stock``) and for
-citeqa with each embedder (the float ``minilm`` and the int8 ``minilm-int8``):
+``python -m evals.tools.bench --out DIR [--quick]`` measures, for the stock pipeline (``evals.tools.bench_stock``)
+and for citeqa with each embedder (the float ``minilm`` and the int8 ``minilm-int8``):
 
 - ingest throughput (characters of document text per second, chunks per second) and peak memory, on
   HotpotQA-100's corpus (one document per title, imported with ``evals.importers``);
 - recall@5 and MRR@10 of the HotpotQA supporting paragraphs (``evals.metrics``), on the same collection;
 - cold start of ``citeqa ask`` (process start to printed answer; the stock pipeline's own ask script);
 - retrieval and full-answer latency p50/p95 and the ask path's peak memory at 1k, 10k and 100k chunks of a
-  synthetic corpus (``evals.bench_synth``: real text, vectors composed from real document embeddings);
+  synthetic corpus (``evals.tools.bench_synth``: real text, vectors composed from real document embeddings);
 
-and the ratio citeqa/stock of each. Every measurement runs in its own process (``evals.bench_work``). It
+and the ratio citeqa/stock of each. Every measurement runs in its own process (``evals.tools.bench_work``). It
 prints a table and writes ``bench.json`` and ``bench.md`` under ``--out``. ``--quick`` runs the same code on
 tiny sizes, to keep the harness working in tests; its figures mean nothing.
 """
@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-HOTPOTQA = REPO.parent / "shared" / "datasets" / "hotpotqa-100"
+from evals.tools.shared import REPO, datasets_dir
+
 FORMAT = "citeqa-bench/1"
 STOCK = "stock"
 EMBEDDERS = ("minilm", "minilm-int8")
@@ -97,7 +97,7 @@ class Bench:
             spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
             self.say(f"{label} ...")
             with open(self.work / "logs" / f"{label}.log", "wb") as log:
-                procs.append(subprocess.Popen([sys.executable, "-m", "evals.bench_work", task, str(spec_path)],
+                procs.append(subprocess.Popen([sys.executable, "-m", "evals.tools.bench_work", task, str(spec_path)],
                                               cwd=REPO, env=self.env(), stdout=log, stderr=subprocess.STDOUT))
         results = []
         for (_, label, spec), proc in zip(jobs, procs, strict=True):
@@ -129,7 +129,7 @@ class Bench:
         missing = [str(p) for p in sources if not p.exists()]
         if missing:
             raise BenchError(f"{', '.join(missing)} not found: clone the project with ../shared beside it, "
-                             "or pass --hotpotqa DIR")
+                             "set CITEQA_SHARED_DIR, or pass --hotpotqa DIR")
         out = self.work / "hotpotqa"
         summary = run_import("hotpotqa", sources, out, limit=self.cfg.limit, force=True)
         suite = Path(summary["suite"])
@@ -139,12 +139,12 @@ class Bench:
 
     def citeqa_cmd(self) -> list[str]:
         exe = Path(sys.executable).parent / "citeqa"
-        return [str(exe)] if exe.exists() else [sys.executable, "-m", "rag.cli"]
+        return [str(exe)] if exe.exists() else [sys.executable, "-m", "ui.cli"]
 
     def cold_start(self, question: str) -> dict[str, dict[str, Any]]:
         """Process start to printed answer, median of ``cold_runs`` per system, systems interleaved; one
         untimed run each first (outside --quick) so every system starts with the OS file cache warm."""
-        cmds = {STOCK: [sys.executable, "-m", "evals.bench_stock", "ask", question,
+        cmds = {STOCK: [sys.executable, "-m", "evals.tools.bench_stock", "ask", question,
                         "--persist", str(self.work / "stock" / "hotpotqa")]}
         for e in EMBEDDERS:
             cmds[f"citeqa-{e}"] = [*self.citeqa_cmd(), "ask", question, "--data-dir",
@@ -377,14 +377,14 @@ def method_notes() -> dict[str, str]:
                    "default (hybrid) settings, without the second retrieval round (--no-expand), and with hybrid "
                    "off (dense only). stock: similarity_search(q, 10).",
         "cold_start": "wall time of a fresh process from start to exit after printing: `citeqa ask QUESTION` on the "
-                      "HotpotQA collection for citeqa; `python -m evals.bench_stock ask` (load the embeddings, open "
-                      "the Chroma store, similarity_search k=4, print) for stock. Median of the runs, systems "
+                      "HotpotQA collection for citeqa; `python -m evals.tools.bench_stock ask` (load the embeddings, "
+                      "open the Chroma store, similarity_search k=4, print) for stock. Median of the runs, systems "
                       "interleaved, after one untimed run each (outside --quick).",
         "synthetic": "latency collections: every sentence of the HotpotQA documents is embedded once (minilm-int8); a "
                      "seeded stream walks random documents sentence by sentence and cuts chunks of each pipeline's own "
                      "size (stock: <= 1000 characters; citeqa: <= its chunk_size word pieces); a chunk's vector is the "
-                     "length-weighted mean of its sentences' real vectors, L2-normalised (evals/bench_synth.py). The "
-                     "model never embeds the 100k chunks; queries and the answerer use the real model. Stock "
+                     "length-weighted mean of its sentences' real vectors, L2-normalised (evals/tools/bench_synth.py). "
+                     "The model never embeds the 100k chunks; queries and the answerer use the real model. Stock "
                      "collections are filled through langchain_chroma's add_texts; citeqa's through ChromaStore.upsert "
                      "+ BM25Index.add/save (what the ingest runner does per batch, minus the model). Each collection "
                      "grows 1k -> 10k -> 100k in place; the two pipelines' builds run side by side (build time is not "
@@ -558,13 +558,14 @@ def print_table(result: dict[str, Any], console: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evals.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for bench.json and bench.md")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the harness (figures mean nothing)")
     parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
                         help="synthetic collection sizes, e.g. 1000,10000,100000")
     parser.add_argument("--queries", type=int, default=None, help="timed questions per size and system")
-    parser.add_argument("--hotpotqa", type=Path, default=HOTPOTQA, help="folder with questions.json and corpus.json")
+    parser.add_argument("--hotpotqa", type=Path, default=datasets_dir() / "hotpotqa-100",
+                        help="folder with questions.json and corpus.json")
     parser.add_argument("--work", type=Path, default=None, help="working folder (kept); default: a temporary one")
     args = parser.parse_args(argv)
 

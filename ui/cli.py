@@ -82,7 +82,7 @@ def ingest(
     embedder: EmbedderOpt = None,
 ) -> None:
     """Add files and folders to a collection. Re-running re-embeds only new or changed files."""
-    from rag.pipeline import Citeqa
+    from ingest.compose import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, max_file_mb=max_file_mb,
                   max_text_chars=max_text_chars, max_ingest_seconds=max_ingest_seconds, chunk_size=chunk_size,
@@ -145,7 +145,7 @@ def ask(
     embedder: EmbedderOpt = None,
 ) -> None:
     """Answer a question from the collection, with cited passages."""
-    from rag.pipeline import Citeqa
+    from ingest.compose import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k,
                   hybrid=hybrid, expand=expand, mmr=mmr, min_relevance=min_relevance)
@@ -164,7 +164,7 @@ def sources(
     collection: CollectionOpt = None,
 ) -> None:
     """List the files in a collection with their chunk counts and content hashes."""
-    from rag.pipeline import Citeqa
+    from ingest.compose import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection)
     infos = Citeqa(s).sources()
@@ -188,7 +188,7 @@ def forget(
     embedder: EmbedderOpt = None,
 ) -> None:
     """Remove a file's chunks from the collection."""
-    from rag.pipeline import Citeqa
+    from ingest.compose import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder)
     from rag.serving import refuse_if_served
@@ -208,7 +208,7 @@ def chat(
     embedder: EmbedderOpt = None,
 ) -> None:
     """An interactive session: follow-up questions use the conversation so far. Ctrl-D or /quit ends it."""
-    from rag.pipeline import Citeqa
+    from ingest.compose import Citeqa
     from rag.types import Answer, Turn
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k)
@@ -292,7 +292,7 @@ def serve(
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm,
                   backends=backend or None, backends_file=backends_file, allowed_hosts=allowed_host or None)
-    serve_ui(s, host=host, port=port, auth=auth or os.environ.get("CITEQA_AUTH"))
+    serve_ui(s, host=host, port=port, auth=auth or (s.auth.get_secret_value() if s.auth else None))
 
 
 def _register_eval() -> None:

@@ -1,5 +1,5 @@
-"""The bench's measurements, each run in a fresh process (``python -m evals.bench_work TASK SPEC.json``) so the
-peak memory of one pipeline never mixes with another's and every model load is paid where it is counted.
+"""The bench's measurements, each run in a fresh process (``python -m evals.tools.bench_work TASK SPEC.json``) so
+the peak memory of one pipeline never mixes with another's and every model load is paid where it is counted.
 
 Tasks: ``pool`` (embed the corpus documents once, for the synthetic corpus), ``ingest`` (ingest HotpotQA and
 score retrieval), ``build`` (grow a synthetic collection), ``query`` (open a collection of N chunks and time
@@ -66,7 +66,7 @@ def _cases(spec: dict[str, Any]) -> list[Any]:
 
 
 def _citeqa(data_dir: str, collection: str, embedder: str, embedder_obj: Any = None, **over: Any):
-    from rag.pipeline import Citeqa
+    from ingest.compose import Citeqa
     from rag.settings import load_settings
 
     return Citeqa(load_settings(data_dir=data_dir, collection=collection, embedder=embedder, **over),
@@ -76,7 +76,7 @@ def _citeqa(data_dir: str, collection: str, embedder: str, embedder_obj: Any = N
 # -- tasks ---------------------------------------------------------------------------------------------------
 def task_pool(spec: dict[str, Any]) -> dict[str, Any]:
     """Embed every sentence of the corpus documents once (minilm-int8), for the synthetic corpus."""
-    from evals.bench_synth import build_pool
+    from evals.tools.bench_synth import build_pool
 
     texts = [p.read_text(encoding="utf-8").strip() for p in doc_files(Path(spec["docs"]))]
     t0 = time.perf_counter()
@@ -90,7 +90,7 @@ def task_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     characters = sum(len(p.read_text(encoding="utf-8")) for p in doc_files(docs))
     cases = _cases(spec)
     if spec["system"] == "stock":
-        from evals import bench_stock
+        from evals.tools import bench_stock
 
         t0 = time.perf_counter()
         emb = bench_stock.embeddings()
@@ -142,7 +142,7 @@ def task_ingest(spec: dict[str, Any]) -> dict[str, Any]:
 def chunk_budget(system: str) -> tuple[int, str]:
     """Each pipeline's own chunk size: the stock splitter's characters, citeqa's default word pieces."""
     if system == "stock":
-        from evals.bench_stock import CHUNK_SIZE
+        from evals.tools.bench_stock import CHUNK_SIZE
 
         return CHUNK_SIZE, "chars"
     from rag.settings import Settings
@@ -152,14 +152,14 @@ def chunk_budget(system: str) -> tuple[int, str]:
 
 def task_build(spec: dict[str, Any]) -> dict[str, Any]:
     """Grow the synthetic collection from ``have`` to ``want`` chunks (no model: vectors are composed)."""
-    from evals.bench_synth import load_pool, synthetic_chunks
+    from evals.tools.bench_synth import load_pool, synthetic_chunks
 
     have, want, batch = int(spec["have"]), int(spec["want"]), int(spec.get("batch", 5000))
     budget, unit = chunk_budget(spec["system"])
     chunks, vecs = synthetic_chunks(load_pool(Path(spec["pool"])), budget, unit, have, want)
     t0 = time.perf_counter()
     if spec["system"] == "stock":
-        from evals import bench_stock
+        from evals.tools import bench_stock
 
         table = {c.text: v for c, v in zip(chunks, vecs, strict=True)}
         store = bench_stock.open_store(Path(spec["persist"]), bench_stock.Precomputed(table))
@@ -203,7 +203,7 @@ def task_query(spec: dict[str, Any]) -> dict[str, Any]:
     warmup, k = int(spec.get("warmup", 3)), int(spec.get("k", 5))
     t0 = time.perf_counter()
     if spec["system"] == "stock":
-        from evals import bench_stock
+        from evals.tools import bench_stock
         from rag.extractive import ExtractiveAnswerer
 
         emb = bench_stock.embeddings()
@@ -252,7 +252,7 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] not in TASKS:
-        print(f"usage: python -m evals.bench_work {{{','.join(TASKS)}}} SPEC.json", file=sys.stderr)
+        print(f"usage: python -m evals.tools.bench_work {{{','.join(TASKS)}}} SPEC.json", file=sys.stderr)
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
