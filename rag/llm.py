@@ -2,16 +2,7 @@
 bound on the tokens it may generate), backend failures turned into one-line ``BackendError``s, and
 ``make_answerer`` which picks the extractive or the generative answerer.
 
-Specs::
-
-    extractive                       the default, no LLM
-    llamacpp:PATH.gguf               in-process llama.cpp (the optional extra: pip install 'citeqa[llamacpp]')
-    ollama:MODEL[@host:port]         an Ollama server (default the ollama_host setting: $OLLAMA_HOST or
-                                     127.0.0.1:11434)
-    openai:MODEL[@BASE_URL]          any OpenAI-compatible server (llama.cpp server, vLLM, LM Studio, OpenAI;
-                                     default the openai_base_url setting: $OPENAI_BASE_URL or OpenAI's API);
-                                     the key is the openai_api_key setting, $OPENAI_API_KEY (a dummy one for
-                                     local servers)
+The specs are described in ``rag.llm_spec``.
 
 Heavy imports (langchain integrations, llama_cpp) happen inside the functions that need them.
 """

@@ -7,8 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import stop_process
+from tests.conftest import stop_process, wait_until_up
 from tests.integration.chroma_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,20 +48,6 @@ class Server:
         return self.data_dir / "feedback" / f"{self.collection}.jsonl"
 
 
-def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"citeqa serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"citeqa serve did not answer at {url} in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("e2e-data")
@@ -94,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
     url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until_up(url, proc, log)
+        wait_until_up(proc, url, log, timeout=120)
         yield Server(url=url, data_dir=data, collection="e2e-docs", log=log, ollama=ollama)
     finally:
         stop_process(proc, timeout=20)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import stop_process
+from tests.conftest import stop_process, wait_until_up
 from tests.integration.chroma_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -107,7 +107,6 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    import urllib.request
 
     root = tmp_path_factory.mktemp("concurrency")
     data, docs = root / "data", root / "towns"
@@ -123,16 +122,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"citeqa serve exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"citeqa serve did not start:\n{log.read_text()[-3000:]}"
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
+        wait_until_up(proc, url, log, timeout=120)
         yield Server(url, data, log)
     finally:
         stop_process(proc, timeout=20)

@@ -32,7 +32,7 @@ import pytest
 
 from ingest.compose import Citeqa
 from rag.settings import load_settings
-from tests.conftest import stop_process
+from tests.conftest import stop_process, wait_until_up
 from tests.integration.chroma_server import chroma_server, free_port
 
 pytestmark = pytest.mark.integration
@@ -100,21 +100,6 @@ def library_upload(url: str, files: list[tuple[str, bytes]]) -> tuple[dict, list
     payload = [{"path": s, "orig_name": n, "meta": {"_type": "gradio.FileData"}}
                for s, (n, _) in zip(served, files, strict=True)]
     return queue_event(url, "cq-upload", "upload", [payload, None]), served
-
-
-def wait_until_up(proc: subprocess.Popen, url: str, log: Path, timeout: float = 180) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"citeqa serve exited:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"citeqa serve did not start:\n{log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
 
 
 def serve(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str, int]:
