@@ -94,13 +94,30 @@ def _is_elliptic(question: str) -> bool:
     words = plain_words(question)
     if not words:
         return False
-    if _CONTINUATION.match(question) or len(words) <= 2:
+    lead = _CONTINUATION.match(question)
+    if lead and _asks_on_its_own(question[lead.end() :]):
+        return False  # "and what happens with a scanned PDF?": a question of its own after the "and"
+    if lead or len(words) <= 2:
         return True
     if len(words) <= ELLIPTIC_MAX_WORDS and not _WH_OR_AUX.match(question):
         return True  # a fragment: "in 2018?", "the Chinese contingent?"
     # a short question leaning on a pronoun and naming nothing itself
     has_name = any(w[0].isupper() for w in words[1:])
     return len(words) <= 6 and bool(_PRONOUN.search(question)) and not has_name
+
+
+_SCAFFOLD = frozenset({"many", "much", "about", "else", "happen", "happens", "happened", "then"})
+
+
+def _asks_on_its_own(rest: str) -> bool:
+    """Whether what follows a continuation word ("and", "but", "also") is a whole question: it opens with a
+    wh-word or an auxiliary, leans on no pronoun, and names at least two things of its own (not numbers, not
+    "how many"/"what happens" scaffolding): "what happens with a scanned PDF?" does, "how many in 2018?" and
+    "who led it?" do not."""
+    if not _WH_OR_AUX.match(rest) or _PRONOUN.search(rest):
+        return False
+    own = [w for w in content_words(rest) if not w[0].isdigit() and w not in _SCAFFOLD]
+    return len(own) >= 2
 
 
 def contextualize(question: str, history: Sequence[Turn]) -> str:

@@ -250,6 +250,10 @@ def test_short_answer_by_type(question: str, sentence: str, short: str) -> None:
         ("Why?", "How many troops did China send? Why?"),
         ("Who is Artyom Lukin?", "Who is Artyom Lukin?"),
         ("When do the drills run until?", "When do the drills run until?"),
+        # a whole question after the "and" is asked on its own; scaffolding and pronouns still lean back
+        ("and what happens with the Chinese contingent?", "and what happens with the Chinese contingent?"),
+        ("and how many in 2018?", "How many troops did China send? and how many in 2018?"),
+        ("and who led it?", "How many troops did China send? and who led it?"),
     ],
 )
 def test_contextualize(question: str, expected: str) -> None:
@@ -349,3 +353,22 @@ def test_sources_that_agree_or_speak_of_something_else_are_no_conflict(embedder,
     other = {k: RIVALS[k] for k in ("/docs/census-2019.txt", "/docs/other-mill.txt")}
     ans = _ask_over(embedder, answerer, other, "How many workers did the Halden mill employ in 2019?")
     assert NOTE_CONFLICT not in ans.notes and ans.short_answer == "340", "the Brenna mill is another mill"
+
+
+def test_a_follow_up_with_its_own_question_is_answered_about_its_own_words(embedder, tmp_path: Path) -> None:
+    """The chat case of issue 14: "What file formats can citeqa read?" then "and what happens with a scanned
+    PDF?" gave the first answer again; the follow-up is now answered as asked alone."""
+    from ingest.compose import Citeqa
+    from rag.settings import load_settings
+
+    repo = Path(__file__).resolve().parents[2]
+    qa = Citeqa(load_settings(collection="follow-ups", data_dir=tmp_path / "data"), embedder=embedder)
+    assert qa.ingest([repo / "docs"], progress=False).ok
+    first = qa.ask("What file formats can citeqa read?")
+    history = [Turn("What file formats can citeqa read?", first.answer)]
+    follow = qa.ask("and what happens with a scanned PDF?", history=history)
+    alone = qa.ask("What happens with a scanned PDF?")
+    spans = [(c.source, c.start, c.end) for c in follow.citations]
+    assert follow.answer != first.answer and spans == [(c.source, c.start, c.end) for c in alone.citations]
+    assert "scanned PDF" in follow.citations[0].text
+
