@@ -114,8 +114,8 @@ def _asks_on_its_own(rest: str) -> bool:
     wh-word or an auxiliary, leans on no pronoun, and names at least two things of its own (not numbers, not
     "how many"/"what happens" scaffolding): "what happens with a scanned PDF?" does, "how many in 2018?" and
     "who led it?" do not."""
-    if not _WH_OR_AUX.match(rest) or _PRONOUN.search(rest):
-        return False
+    if not _WH_OR_AUX.match(rest) or _CONTINUATION.match(rest) or _PRONOUN.search(rest):
+        return False  # "and what about the Chinese contingent?" is still a "what about" follow-up
     own = [w for w in content_words(rest) if not w[0].isdigit() and w not in _SCAFFOLD]
     return len(own) >= 2
 

@@ -253,6 +253,7 @@ def test_short_answer_by_type(question: str, sentence: str, short: str) -> None:
         # a whole question after the "and" is asked on its own; scaffolding and pronouns still lean back
         ("and what happens with the Chinese contingent?", "and what happens with the Chinese contingent?"),
         ("and how many in 2018?", "How many troops did China send? and how many in 2018?"),
+        ("and what about the Chinese?", "How many troops did China send? and what about the Chinese?"),
         ("and who led it?", "How many troops did China send? and who led it?"),
     ],
 )
