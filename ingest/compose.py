@@ -23,18 +23,7 @@ from rag.interfaces import Answerer, Embedder, Retriever, Rewriter
 from rag.settings import Settings
 from rag.types import Answer, Hit, Turn
 
-__all__ = ["Citeqa", "SourceInfo", "make_answerer_for", "make_rewriter_for"]
-
-
-def make_answerer_for(settings: Settings, embedder: Embedder) -> Answerer:
-    """The answerer the ``llm`` setting names: the extractive one, or a generative one over its chat model."""
-    if settings.llm == "extractive":
-        from rag.extractive import ExtractiveAnswerer
-
-        return ExtractiveAnswerer(embedder, min_relevance=settings.min_relevance)
-    from rag.llm import make_answerer
-
-    return make_answerer(settings, embedder)
+__all__ = ["Citeqa", "SourceInfo", "make_rewriter_for"]
 
 
 def make_rewriter_for(answerer: Answerer) -> Rewriter:
@@ -79,7 +68,9 @@ class Citeqa:
 
     @cached_property
     def answerer(self) -> Answerer:
-        return make_answerer_for(self.settings, self.query_embedder)
+        from rag.llm import make_answerer  # the extractive one, or a generative one over its chat model
+
+        return make_answerer(self.settings, self.query_embedder)
 
     @cached_property
     def asker(self) -> Asker:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from tests.conftest import stop_process, wait_until_up
 from tests.integration.chroma_server import free_port
+from tests.integration.gradio_events import Events, file_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -130,30 +130,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def upload_through_library(url: str, paths: list[Path]) -> dict:
     """Add files as the browser does: POST them to /gradio_api/upload, then run the Library tab's upload event
-    (private to API clients, so it is called by its index on the queue) and read its result stream."""
-    import httpx
-
-    with httpx.Client(base_url=url, timeout=300) as h:
-        cfg = h.get("config").json()
-        elem = {c["id"]: c.get("props", {}).get("elem_id") for c in cfg["components"]}
-        dep = next(d for d in cfg["dependencies"]
-                   if any(ev == "upload" and elem.get(t) == "cq-upload" for t, ev in d["targets"]))
+    (private to API clients, so it is called by its index on the queue) and read its result stream; returns
+    the `process_completed` message."""
+    with Events(url, timeout=300) as events:
         files = [("files", (p.name, p.read_bytes(), "text/plain")) for p in paths]
-        served = h.post("gradio_api/upload", files=files).raise_for_status().json()
-        payload = [{"path": s, "orig_name": p.name, "meta": {"_type": "gradio.FileData"}}
-                   for s, p in zip(served, paths, strict=True)]
-        session = uuid.uuid4().hex[:11]
-        h.post("gradio_api/queue/join", json={
-            "data": [payload, None], "fn_index": dep["id"], "trigger_id": dep["targets"][0][0],
-            "session_hash": session, "event_data": None,
-        }).raise_for_status()
-        with h.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    msg = json.loads(line[5:])
-                    if msg.get("msg") == "process_completed":
-                        return msg
-    raise AssertionError("the upload event never completed")
+        served = events.http.post("gradio_api/upload", files=files).raise_for_status().json()
+        payload = [file_data(s, p.name) for s, p in zip(served, paths, strict=True)]
+        return events.call("cq-upload", "upload", [payload, None], Events.new_session()).messages[-1]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +33,7 @@ from ingest.compose import Citeqa
 from rag.settings import load_settings
 from tests.conftest import stop_process, wait_until_up
 from tests.integration.chroma_server import chroma_server, free_port
+from tests.integration.gradio_events import Events
 
 pytestmark = pytest.mark.integration
 
@@ -68,25 +68,8 @@ def raw_request(port: int, host: str, path: str = "/", method: str = "GET", body
 def queue_event(url: str, elem_id: str, event: str, data: list[Any]) -> dict:
     """Run a UI event (private to API clients) the way the page does: by its index on the queue; returns the
     `process_completed` message."""
-    import httpx
-
-    with httpx.Client(base_url=url, timeout=600) as h:
-        cfg = h.get("config").json()
-        elem = {c["id"]: c.get("props", {}).get("elem_id") for c in cfg["components"]}
-        dep = next(d for d in cfg["dependencies"]
-                   if any(ev == event and elem.get(t) == elem_id for t, ev in d["targets"]))
-        session = uuid.uuid4().hex[:11]
-        h.post("gradio_api/queue/join", json={
-            "data": data, "fn_index": dep["id"], "trigger_id": dep["targets"][0][0],
-            "session_hash": session, "event_data": None,
-        }).raise_for_status()
-        with h.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    msg = json.loads(line[5:])
-                    if msg.get("msg") == "process_completed":
-                        return msg
-    raise AssertionError(f"the {event} event of #{elem_id} never completed")
+    with Events(url, timeout=600) as events:
+        return events.call(elem_id, event, data, Events.new_session()).messages[-1]
 
 
 def library_upload(url: str, files: list[tuple[str, bytes]]) -> tuple[dict, list[str]]:
