@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
 from rag.nlp import PERSON_LIKE, PLACE_LIKE, QUANTITY_LIKE, TIME_LIKE, Analysis, Span
@@ -55,6 +55,18 @@ _QNUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^\W\d_]+)", re.I)
 _NOT_COUNTED = frozenset({"do", "does", "did", "is", "are", "was", "were", "has", "have", "had", "can", "could",
                           "will", "would", "should", "of", "in", "time", "times", "more", "less"})
+_COMPARES = re.compile(r"\b(?:or|both|either|neither|same|older|younger|first|earlier|later|more|less)\b", re.I)
+# a noun followed by a relative clause in the middle of a question: "the film that was shot in ...", "the
+# politician who was premier", "a German musician whose godfather ..."
+_CHAINED = re.compile(r"\b[a-z]{3,}\s+(?:that|who|whose|which|where)\s+(?:was|were|is|are|has|had|did|does|"
+                      r"\w+ed|\w+s)\b")
+
+
+def _name_phrases(question: str) -> list[str]:
+    body = question.strip()[1:] if question.strip()[:1].isupper() else question
+    return re.findall(r"(?<![\w'])[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]*)*", body)
+
+
 _GENERIC = re.compile(r"^(?:kind|type|sort|name|part|one|thing|way|term|number|amount|example|word|year|date|"
                       r"time|people|person|place)s?$", re.I)
 _DURATION_Q = re.compile(r"\bhow (?:long|old)\b|\b(?:years|months|weeks|days|hours|minutes|age)\b", re.I)
@@ -82,6 +94,8 @@ class Asked:
     names: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
     counted: str | None = None  # as written: "employees"
+    compares: bool = False  # "X or Y", "both X and Y", "the same ...": its names are alternatives or a pair
+    multi_part: bool = False  # it chains two facts ("the director of the film that was shot in Leland in 1986")
     attributes: tuple[str, ...] = ()  # its other content words ("chairs", "board" in "who chairs the board of Acme?")
 
     @property
@@ -110,7 +124,9 @@ def asked(question: str, kind: str, analysis: Analysis | None = None, kind_from:
     name_stems = {w for n in names for w in _stems(n)}
     attributes = tuple(dict.fromkeys(w for w in re.findall(r"[^\W\d_]+", question)
                                      if _stems(w) and not _stems(w) <= name_stems and not _GENERIC.search(w)))
-    return Asked(question, kind, stated, names, numbers, counted, attributes)
+    compares = len(names) >= 2 and bool(_COMPARES.search(question))
+    multi_part = bool(_CHAINED.search(question)) or len(_name_phrases(question)) + len(numbers) >= 3
+    return Asked(question, kind, stated, names, numbers, counted, compares, multi_part, attributes)
 
 
 # -- is the evidence there? --------------------------------------------------------------------------------------
@@ -145,12 +161,25 @@ def missing_terms(a: Asked, window: str, sentence: Analysis | None = None,
     stems = _stems(window)
     digits = {n.replace(",", "") for n in _QNUMBER.findall(window)}
     gone = [n for n in a.names if not _named(n, stems)]
-    gone += [n for n in a.numbers if n not in digits]
+    if a.compares and len(gone) < len(a.names):
+        gone = []  # "Which band was formed first, The Exies or Circus Diablo?": one of them is enough
+    gone += [n for n in a.numbers if not _has_number(n, digits)]
     if a.counted and not _stems(a.counted) <= stems:
         counted = counted_nouns(sentence) if sentence is not None else []
         if not (counted and similar is not None and similar(a.counted, counted) >= COUNTED_SIMILARITY):
             gone.append(a.counted)
     return gone
+
+
+def _has_number(n: str, digits: set[str]) -> bool:
+    """``n`` (a number of the question) is among ``digits`` (the window's), written the way texts shorten or
+    lengthen years: "70" in "1970s", "2004" as the "04" of "2003–04"; a number below 10 is usually spelt out
+    ("4-letter" / "four letters") and is not required."""
+    if n in digits or (n.isdigit() and int(n) < 10):
+        return True
+    if len(n) == 2 and any(len(d) == 4 and d.endswith(n) for d in digits):
+        return True
+    return len(n) == 4 and n[2:] in digits
 
 
 def counted_nouns(analysis: Analysis) -> list[str]:
@@ -225,13 +254,19 @@ def _word_before(analysis: Analysis, start: int) -> str:
 
 
 def evidence_gap(a: Asked, sentence: Analysis, context: str = "", similar: Similar | None = None,
-                 on_topic: bool = False) -> str | None:
+                 on_topic: bool = False, passages: Sequence[str] = ()) -> str | None:
     """Why ``sentence`` (with ``context``, the sentence before it) does not answer the question, as a phrase
     ("does not mention 2019", "names no date"); None when it holds what the question is about. ``on_topic``: the
     sentence must also share a word with the question besides its names (asked of a sentence below the best one,
-    so the check does not hop to a sentence about something else that happens to name the same company)."""
+    so the check does not hop to a sentence about something else that happens to name the same company).
+    ``passages``: the other retrieved passages, for a question that needs two of them (``bridged``)."""
     gone = missing_terms(a, f"{context} {sentence.text}", sentence, similar)
     window = _stems(f"{context} {sentence.text}")
+    if gone and bridged(a, gone, f"{context} {sentence.text}", passages):
+        gone = []
+    if gone and a.multi_part:  # a question that chains two facts: the other passages may hold the first one
+        elsewhere = " ".join(passages)
+        gone = missing_terms(replace(a, counted=None), f"{context} {sentence.text} {elsewhere}")
     if on_topic and not gone and a.attributes and not any(_stems(w) <= window for w in a.attributes):
         gone = [a.attributes[-1]]
     if gone:
@@ -242,6 +277,34 @@ def evidence_gap(a: Asked, sentence: Analysis, context: str = "", similar: Simil
             noun = f"number of {a.counted}"
         return f"names no {noun}"
     return None
+
+
+_CAPITALISED = re.compile(r"(?<![\w'])[A-Z][\w'-]*[a-z0-9][\w'-]*")
+
+
+def _proper_stems(text: str) -> set[str]:
+    return {w for m in _CAPITALISED.findall(text) for w in _stems(m) if len(w) >= 3}
+
+
+def bridged(a: Asked, gone: Sequence[str], window: str, passages: Sequence[str]) -> bool:
+    """A question that needs two passages ("Who directed the film that was shot in Leland, North Carolina in
+    1986?"): what the sentence lacks is all in another passage, and that passage and the sentence share a name
+    the question does not say and few passages have (the bridge: the film's title). Then the sentence answers
+    the question through that passage."""
+    if not passages:
+        return False
+    qstems = _stems(a.question)
+    mine = _proper_stems(window) - qstems
+    counts = [_proper_stems(p) for p in passages]
+    for text, names in zip(passages, counts, strict=True):
+        stems = _stems(text)
+        digits = {n.replace(",", "") for n in _QNUMBER.findall(text)}
+        if not all(_named(g, stems) or g in digits for g in gone):
+            continue
+        shared = {w for w in mine & names if sum(w in c for c in counts) <= 2}
+        if shared:
+            return True
+    return False
 
 
 def _join(items: Sequence[str]) -> str:
@@ -261,8 +324,11 @@ def whole_answer(a: Asked, analysis: Analysis, start: int, end: int) -> tuple[in
     For who/where/when/how-many questions the span must hold a value of the asked kind and cut none (the
     patterns' "at most two", "William of Montreuil"), or be widened to the short entity of that kind it cuts.
     Otherwise it must be a whole constituent (an entity, a noun phrase, code in backticks), or at least cut none
-    and not be a lone verb or adverb; a span that cuts one is widened to it when that one is short."""
+    and not be a lone verb or adverb; a span that cuts one is widened to it when that one is short. A how/why
+    question ("How does citeqa decide to abstain?") has no short answer: the quote is the answer."""
     qstems = frozenset(_stems(a.question))
+    if not wants_short_answer(a):
+        return None
     if not _on_word_edges(analysis.text, start, end):
         return _widen(a, analysis, start, end, qstems)
     labels = kind_labels(a)
@@ -277,6 +343,15 @@ def whole_answer(a: Asked, analysis: Analysis, start: int, end: int) -> tuple[in
     if not _cuts(analysis, start, end) and not _lone_modifier(analysis, start, end):
         return _trim(analysis.text, Span(start, end, analysis.text[start:end]), qstems)
     return _widen(a, analysis, start, end, qstems)
+
+
+_MANNER = re.compile(r"^\W*(?:how|why)\b(?!\s+(?:many|much|long|old|far|large|big|tall|high|often|fast|heavy|"
+                     r"deep|wide|soon|early|late)\b)|\bin what way\b", re.I)
+
+
+def wants_short_answer(a: Asked) -> bool:
+    """Whether a short answer can answer the question at all: not for how (manner) and why questions."""
+    return not _MANNER.search(a.question)
 
 
 def _widen(a: Asked, analysis: Analysis, start: int, end: int, qstems: frozenset[str]) -> tuple[int, int] | None:
@@ -361,7 +436,8 @@ def best_phrase(a: Asked, analysis: Analysis, near: Sequence[int]) -> tuple[int,
     that shares no word with the question and is closest to the question's words (None when there is none)."""
     qstems = _stems(a.question)
     spans = [s for s in (*analysis.entities, *analysis.phrases)
-             if _stems(s.text) and not _stems(s.text) & qstems and len(s.text.split()) <= MAX_WIDENED_WORDS]
+             if _stems(s.text) and not _stems(s.text) & qstems and len(s.text.split()) <= MAX_WIDENED_WORDS
+             and s.label not in ("CARDINAL", "ORDINAL")]
     if not spans or not near:
         return None
     def distance(v: Span) -> int:

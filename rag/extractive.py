@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.answer_check import Asked, asked, best_phrase, best_typed, evidence_gap, question_names, unnamed, whole_answer
+from rag.answer_check import (
+    Asked,
+    asked,
+    best_phrase,
+    best_typed,
+    evidence_gap,
+    question_names,
+    unnamed,
+    wants_short_answer,
+    whole_answer,
+)
 from rag.followups import _is_elliptic, contextualize
 from rag.nlp import Analyzer
 from rag.short_answers import _best_span, question_type, short_answer_span, typed_answer_strength
@@ -66,6 +76,10 @@ LATER_SENTENCE_PENALTY = 1.0  # in tokens of distance: a short answer from the s
 # word share, and a sentence holding none of them (typically the one that answered the previous question) loses
 # FOLLOW_UP_MISS.
 FOLLOW_UP_WEIGHT = 2.0
+# A question word that only the sentence before has (the sentence opens with a pronoun) counts this much in the
+# word share: "It must be at least 0 and smaller than the chunk size." after "... the default overlap is 24" is
+# not about the default chunk size. Chosen on SQuAD's Computational_complexity_theory article (the tune split).
+CONTEXT_WEIGHT = 0.5
 FOLLOW_UP_MISS = 0.4
 # Candidate sentences embedded per answer (the best by word share, passage rank and type; embedding them is most of
 # an answer's time). SQuAD 2.0 small, answer_contains / citation precision: 4: 0.765 / 0.863, 6: 0.768 / 0.860,
@@ -178,10 +192,13 @@ class ExtractiveAnswerer:
             raise ValueError(f"max_embedded must be >= 1, got {max_embedded}")
         self.max_embedded = max_embedded
         self.check_evidence = check_evidence
+        self.context_weight = CONTEXT_WEIGHT
         self.min_evidence = min_evidence
         self.evidence_sentences = EVIDENCE_SENTENCES
         self.evidence_margin = EVIDENCE_MARGIN
         self.analyzer = analyzer or Analyzer()
+        if check_evidence:
+            self.analyzer.preload()  # overlaps loading the embedder and retrieving the first question's hits
         self.require_names = require_names
         self.embedder = embedder
         self.min_relevance = min_relevance
@@ -222,7 +239,9 @@ class ExtractiveAnswerer:
         total = sum(idf.values())
         qtype = question_type(query)
         for s, words in zip(sents, sent_words, strict=True):
-            s.lex = sum(idf[w] for w in qwords if w in words) / total if total else 0.0
+            own = set(content_words(s.text))  # words only the sentence before has count CONTEXT_WEIGHT
+            s.lex = sum(idf[w] * (1.0 if w in own else self.context_weight) for w in qwords if w in words)
+            s.lex = s.lex / total if total else 0.0
             s.score = W_LEX * s.lex + W_RANK / (1 + s.hit_index)
             s.score += W_TYPED * typed_answer_strength(query, s.text, qtype)  # a number, a date: what is asked
             if asked_now and not asked_now & words:
@@ -262,11 +281,14 @@ class ExtractiveAnswerer:
         own = question if standalone else query
         want = asked(own, qtype, self.analyzer.analyze([own])[0] if self.check_evidence else None, kind_from=query)
         if self.check_evidence:
-            ranked, gap = self._evidenced(want, ranked)
+            first = ranked[0]
+            ranked, gap = self._evidenced(want, ranked, hits)
             if gap is not None:
                 return self._abstain(question, hits, standalone, t0, NOTE_GAP.format(gap=gap))
-            if ranked[0].score < self.min_evidence:
-                note = NOTE_WEAK.format(score=ranked[0].score, threshold=self.min_evidence)
+            # the evidence score: the evidence sentence's, or for a chained question the first fact's sentence's
+            evidence = max(ranked[0].score, first.score) if want.multi_part else ranked[0].score
+            if evidence < self.min_evidence:
+                note = NOTE_WEAK.format(score=evidence, threshold=self.min_evidence)
                 return self._abstain(question, hits, standalone, t0, note)
         chosen = self._chosen(query, ranked)
         short, chosen = self._short_answer(want, query, chosen)
@@ -285,15 +307,20 @@ class ExtractiveAnswerer:
                       hits=hits, timings={"answer": (time.perf_counter() - t0) * 1000}, backend=self.name,
                       standalone_question=standalone, notes=notes)
 
-    def _evidenced(self, want: Asked, ranked: list[_Sentence]) -> tuple[list[_Sentence], str | None]:
+    def _evidenced(self, want: Asked, ranked: list[_Sentence],
+                   hits: Sequence[Hit]) -> tuple[list[_Sentence], str | None]:
         """``ranked`` with the best sentence that holds what the question is about moved first, or the gap of
         the best sentence when none of the close ones does (see rag.answer_check.evidence_gap)."""
         best = ranked[0]
-        close = [s for s in ranked[:self.evidence_sentences] if s.score >= best.score - self.evidence_margin]
+        # a question that chains two facts finds its answer in a sentence that matches it less well than the
+        # sentence of the first fact: every shortlisted sentence is a candidate then
+        margin = math.inf if want.multi_part else self.evidence_margin
+        close = [s for s in ranked[:self.evidence_sentences] if s.score >= best.score - margin]
         first_gap = None
         for s in close:  # analysed one at a time: the first sentence usually holds the evidence
+            others = [h.chunk.text for h in hits if h.chunk.source != s.hit.chunk.source]
             gap = evidence_gap(want, self.analyzer.analyze([s.text])[0], s.previous, self._similar,
-                               on_topic=s is not best)
+                               on_topic=s is not best, passages=others)
             if gap is None:
                 return [s, *(r for r in ranked if r is not s)], None
             first_gap = first_gap or gap
@@ -337,7 +364,7 @@ class ExtractiveAnswerer:
             whole = span[1:] if span else None
             if an is not None:
                 whole = whole_answer(want, an, *whole) if whole else None
-                if whole is None:
+                if whole is None and wants_short_answer(want):
                     near = _question_word_offsets(query, s.text)
                     typed = want.kind in ("who", "where", "date", "num")
                     whole = best_typed(want, an, near) if typed else best_phrase(want, an, near)

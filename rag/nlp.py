@@ -12,7 +12,10 @@ and analyses are kept in a small cache keyed by the sentence text. The pipeline 
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -97,6 +100,7 @@ class Analyzer:
 
     def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self._nlp: Any = None
+        self._preloading = False
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, Analysis] = OrderedDict()
         self._cache_size = cache_size
@@ -106,6 +110,22 @@ class Analyzer:
         with self._lock:
             if self._nlp is None:
                 self._nlp = _load_pipeline()
+
+    def preload(self) -> None:
+        """Start loading the pipeline in a background thread (it takes 1-3 s), so that it overlaps the work
+        before the first answer (loading the embedder, opening the store, retrieving); ``analyze`` waits for it.
+        A failure is raised by the first ``analyze``, not here."""
+        if self._nlp is not None or self._preloading:
+            return
+        self._preloading = True
+
+        def run() -> None:
+            try:
+                self.load()
+            except Exception:  # noqa: BLE001 - reported by the first analyze(), which loads again
+                pass
+
+        threading.Thread(target=run, name="citeqa-nlp-load", daemon=True).start()
 
     def analyze(self, texts: Sequence[str]) -> list[Analysis]:
         """One Analysis per text, in order; texts not seen before are analysed in one batch."""
@@ -122,11 +142,30 @@ class Analyzer:
             return [self._cache[t] for t in texts]
 
 
+class _NoTorch(importlib.abc.MetaPathFinder):
+    """Makes ``import torch`` fail while spaCy is imported: thinc (spaCy's machine-learning layer) imports torch
+    when it can, which costs ~3 s, and the English pipeline runs on thinc's numpy ops without it."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        if fullname == "torch" or fullname.startswith("torch."):
+            raise ModuleNotFoundError(f"{fullname} is not imported for spaCy (rag.nlp)")
+        return None
+
+
+def _import_without_torch(name: str) -> Any:
+    if "torch" in sys.modules or "thinc" in sys.modules:
+        return importlib.import_module(name)
+    finder = _NoTorch()
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def _load_pipeline() -> Any:
     try:
-        import importlib
-
-        module = importlib.import_module(MODEL_PACKAGE)
+        module = _import_without_torch(MODEL_PACKAGE)
     except ImportError as e:
         raise ConfigError(
             "spaCy's English pipeline is not installed (the extractive answerer needs it to check answers): "
