@@ -139,9 +139,12 @@ def _stems(text: str) -> set[str]:
 
 
 def _named(name: str, stems: set[str]) -> bool:
-    """``name``'s words are all in ``stems``, a long word also when spelt one letter off ("Hatmanis")."""
+    """``name``'s words are all in ``stems``, a long word also when spelt one letter off ("Hatmanis"), a name
+    also as the adjective made from it ("China" / "Chinese": they share all but the name's last letter)."""
     for w in _stems(name):
         if w in stems:
+            continue
+        if len(w) >= 5 and any(x.startswith(w[:-1]) and len(x) > len(w) for x in stems):
             continue
         if len(w) < 6 or not any(len(x) >= 5 and x[0] == w[0] and SequenceMatcher(None, w, x).ratio() >= 0.85
                                  for x in stems):
@@ -267,7 +270,7 @@ def evidence_gap(a: Asked, sentence: Analysis, context: str = "", similar: Simil
     if gone and a.multi_part:  # a question that chains two facts: the other passages may hold the first one
         elsewhere = " ".join(passages)
         gone = missing_terms(replace(a, counted=None), f"{context} {sentence.text} {elsewhere}")
-    if on_topic and not gone and a.attributes and not any(_stems(w) <= window for w in a.attributes):
+    if on_topic and not gone and a.attributes and not a.counted and not any(_stems(w) <= window for w in a.attributes):
         gone = [a.attributes[-1]]
     if gone:
         return "does not mention " + _join(gone)

@@ -92,7 +92,7 @@ def plot(tables: dict[str, list[dict[str, float]]], chosen: float, path: Path) -
         ax.scatter([at["false_abstention"]], [at["abstention"]], s=60, zorder=3)
     ax.set_xlabel("false abstention (answerable questions abstained on)")
     ax.set_ylabel("abstention on unanswerable questions")
-    ax.set_title(f"extractive abstention, SQuAD 2.0 small; chosen MIN_EVIDENCE = {chosen}")
+    ax.set_title(f"SQuAD 2.0 small: extractive abstention, MIN_EVIDENCE = {chosen}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

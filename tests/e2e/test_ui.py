@@ -392,7 +392,7 @@ def test_docs_suite_from_the_evaluate_tab(page, server: Server) -> None:
         pytest.skip("no shipped docs suite (evals/suites/*doc*.jsonl) in this checkout")
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#cq-eval-suite input").click()
-    page.get_by_role("option", name=f"{suites[0].stem} (shipped)").click()
+    page.get_by_role("option", name=f"{suites[0].stem} (shipped)", exact=True).click()
     assert page.input_value("#cq-eval-docs input") == "the bundled docs/ folder (for the shipped suites)"
     page.click("#cq-eval-run")
     page.wait_for_selector("#cq-eval-summary table", timeout=540_000)

@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # What the current system meets on these suites (figures in the README); the targets (abstention >= 0.85,
 # false abstention <= 0.10) are not all met yet: see the README's "Honest answers" section.
 GATES = {
-    "docs": {"abstention_rate": 0.35, "false_abstention_rate": 0.10, "answer_contains": 0.75},
-    "squad": {"abstention_rate": 0.75, "false_abstention_rate": 0.20, "answer_contains": 0.80},
+    "docs": {"abstention_rate": 0.30, "false_abstention_rate": 0.10, "answer_contains": 0.75},
+    "squad": {"abstention_rate": 0.70, "false_abstention_rate": 0.15, "answer_contains": 0.80},
 }
 
 
