@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 
-from rag.nlp import PERSON_LIKE, PLACE_LIKE, QUANTITY_LIKE, TIME_LIKE, Analysis, Span
+from rag.nlp import PERSON_LIKE, PLACE_LIKE, QUANTITY_LIKE, TIME_LIKE, Analysis, Span, bare
+from rag.short_answers import _DATE_SPAN, _NUM_SPAN, _SHORT_YEAR
 from rag.text import CLAIM_STOPWORDS, content_words
 from rag.types import Hit
 
@@ -231,8 +232,6 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
             if w.pos == "NUM" and not any(s <= w.start < e for s, e in labelled) and not _stems(w.text) <= qstems:
                 out.append(Span(w.start, w.end, w.text, "CARDINAL"))
     if a.kind in ("num", "date"):  # what the patterns see that the model did not label ("in 911", "at most two")
-        from rag.short_answers import _DATE_SPAN, _NUM_SPAN, _SHORT_YEAR
-
         seen = [(e.start, e.end) for e in out]
         pats = [_DATE_SPAN, _SHORT_YEAR] if a.kind == "date" else [_NUM_SPAN]
         for pat in pats:
@@ -468,15 +467,7 @@ def _trim(text: str, s: Span, qstems: frozenset[str] = frozenset()) -> tuple[int
         words.pop()
     while len(words) > 1 and dropped(words[0].group(0), ("the", "a", "an")):
         words.pop(0)
-    a, b = a + words[0].start(), a + words[-1].end()
-    piece = text[a:b]
-    for art in ("the ", "The ", "a ", "A ", "an ", "An "):
-        if piece.startswith(art) and len(piece) > len(art):
-            a += len(art)
-            break
-    for suffix in ("'s", "’s"):
-        if text[a:b].endswith(suffix):
-            b -= len(suffix)
+    a, b = bare(text, a + words[0].start(), a + words[-1].end())
     while b > a and text[b - 1] in ".,;:":
         b -= 1
     if b - a > 2 and text[a] == "`" and text[b - 1] == "`":

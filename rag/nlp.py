@@ -68,7 +68,7 @@ class Analysis:
         """The entity or noun phrase that ``[start, end)`` is, give or take a leading article or a trailing
         possessive: a whole constituent, or None when the span cuts one or joins pieces of several."""
         for s in (*self.entities, *self.phrases):
-            a, b = _trimmed(self.text, s.start, s.end)
+            a, b = bare(self.text, s.start, s.end)
             if (a, b) == (start, end) or (s.start, s.end) == (start, end):
                 return s
         return None
@@ -82,7 +82,8 @@ class Analysis:
 _ARTICLES = ("the ", "a ", "an ", "The ", "A ", "An ")
 
 
-def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+def bare(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` without a leading article or a trailing possessive ("the Duke's" -> "Duke")."""
     piece = text[start:end]
     for art in _ARTICLES:
         if piece.startswith(art) and len(piece) > len(art):
