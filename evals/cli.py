@@ -18,13 +18,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
 from rag.errors import CiteqaError
+
+if TYPE_CHECKING:
+    from evals.runner import EvalRun
+    from evals.suite import Suite
+    from evals.thresholds import Threshold
 
 SettingsFactory = Callable[..., Any]  # (**flags, None = not given) -> rag.settings.Settings
 
@@ -92,9 +97,14 @@ def _default_settings(**flags: Any) -> Any:
 
 def build_eval_app(settings_factory: SettingsFactory | None = None, app_factory: Any = None) -> typer.Typer:
     """The ``eval`` group. ``app_factory(settings)`` builds the pipeline (default ingest.compose.Citeqa)."""
-    factory = settings_factory or _default_settings
     eval_app = typer.Typer(cls=EvalGroup, help=EVAL_HELP, no_args_is_help=True, add_completion=False)
+    _add_run(eval_app, settings_factory or _default_settings, app_factory)
+    _add_import(eval_app)
+    _add_compare(eval_app)
+    return eval_app
 
+
+def _add_run(eval_app: typer.Typer, factory: SettingsFactory, app_factory: Any) -> None:
     @eval_app.command("run")
     def run_cmd(
         suite: Annotated[Path, typer.Argument(help="The suite: JSONL, one case per line.", show_default=False)],
@@ -121,39 +131,62 @@ def build_eval_app(settings_factory: SettingsFactory | None = None, app_factory:
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")] = True,
     ) -> None:
         """Run SUITE over the documents in --docs and write report.json, cases.jsonl, report.md, report.html."""
-        from evals.report import figures, print_summary, write_reports
+        from evals.report import print_summary
         from evals.runner import run_suite
-        from evals.suite import load_suite
-        from evals.thresholds import check_thresholds, parse_thresholds
-        from rag.errors import ConfigError
+        from evals.thresholds import parse_thresholds
 
         with _errors():
             thresholds = parse_thresholds(fail_under or [])
-            loaded = load_suite(suite)
-            for problem in loaded.problems:
-                print(problem.format(suite), file=sys.stderr)
-            if not loaded.cases:
-                raise ConfigError(f"{suite} has no valid case: see the format in `citeqa eval --help`")
+            loaded = _load_cases(suite)
             settings = factory(k=k, llm=llm, embedder=embedder, data_dir=data_dir, chroma=chroma, hybrid=hybrid,
                                mmr=mmr)
             run = run_suite(loaded, docs, settings, app_factory=app_factory, progress=progress, limit=limit)
             out_dir = out or default_out_dir()
-            try:
-                report = write_reports(run, out_dir)
-            except OSError as exc:
-                raise CiteqaError(f"cannot write the reports to {out_dir}: {exc.strerror or exc}: "
-                                  "choose another --out") from None
+            report = _write_reports(run, out_dir)
         print_summary(report)
         print(f"wrote {out_dir}/report.json, cases.jsonl, report.md, report.html")
-        misses = check_thresholds(thresholds, figures(report))
-        if misses:
-            print("FAILED --fail-under:", file=sys.stderr)
-            for m in misses:
-                print(f"  {m.message()}", file=sys.stderr)
-            raise typer.Exit(1)
-        if thresholds:
-            print(f"all {len(thresholds)} --fail-under threshold(s) met")
+        _check_thresholds(thresholds, report)
 
+
+def _load_cases(suite: Path) -> Suite:
+    """The suite's valid cases; each invalid line is reported on stderr, and no valid case is an error."""
+    from evals.suite import load_suite
+    from rag.errors import ConfigError
+
+    loaded = load_suite(suite)
+    for problem in loaded.problems:
+        print(problem.format(suite), file=sys.stderr)
+    if not loaded.cases:
+        raise ConfigError(f"{suite} has no valid case: see the format in `citeqa eval --help`")
+    return loaded
+
+
+def _write_reports(run: EvalRun, out_dir: Path) -> dict[str, Any]:
+    from evals.report import write_reports
+
+    try:
+        return write_reports(run, out_dir)
+    except OSError as exc:
+        raise CiteqaError(f"cannot write the reports to {out_dir}: {exc.strerror or exc}: "
+                          "choose another --out") from None
+
+
+def _check_thresholds(thresholds: list[Threshold], report: dict[str, Any]) -> None:
+    """Exit 1, naming each, when a --fail-under threshold is missed."""
+    from evals.report import figures
+    from evals.thresholds import check_thresholds
+
+    misses = check_thresholds(thresholds, figures(report))
+    if misses:
+        print("FAILED --fail-under:", file=sys.stderr)
+        for m in misses:
+            print(f"  {m.message()}", file=sys.stderr)
+        raise typer.Exit(1)
+    if thresholds:
+        print(f"all {len(thresholds)} --fail-under threshold(s) met")
+
+
+def _add_import(eval_app: typer.Typer) -> None:
     @eval_app.command("import")
     def import_cmd(
         kind: Annotated[Kind, typer.Argument(help="squad (2.0 JSON), hotpotqa (questions.json [corpus.json]) or "
@@ -183,6 +216,8 @@ def build_eval_app(settings_factory: SettingsFactory | None = None, app_factory:
               f"{summary['retrieval_only']} retrieval-only) to {summary['suite']}")
         print(f"next: citeqa eval {summary['suite']} --docs {summary['docs_dir']}")
 
+
+def _add_compare(eval_app: typer.Typer) -> None:
     @eval_app.command("compare")
     def compare_cmd(
         a: Annotated[Path, typer.Argument(help="The baseline: report.json or the folder holding it.",
@@ -206,8 +241,6 @@ def build_eval_app(settings_factory: SettingsFactory | None = None, app_factory:
         print_comparison(rows, context_notes(ra, rb), str(a), str(b))
         if fail_on_regression and any(r.regression for r in rows):
             raise typer.Exit(1)
-
-    return eval_app
 
 
 def register(app: typer.Typer, settings_factory: SettingsFactory | None = None) -> None:

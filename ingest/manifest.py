@@ -37,7 +37,6 @@ class FileEntry:
 @dataclass
 class Manifest:
     path: Path
-    embedder_family: str = ""
     files: dict[str, FileEntry] = field(default_factory=dict)
 
     @classmethod
@@ -47,7 +46,7 @@ class Manifest:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
             files = {src: FileEntry(**entry) for src, entry in raw.get("files", {}).items()}
-            return cls(path=path, embedder_family=raw.get("embedder_family", ""), files=files)
+            return cls(path=path, files=files)
         except (ValueError, TypeError, KeyError):
             # A damaged manifest only costs a re-embed: the runner reconciles it with the store.
             return cls(path=path)
@@ -56,7 +55,6 @@ class Manifest:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "version": VERSION,
-            "embedder_family": self.embedder_family,
             "files": {src: asdict(e) for src, e in sorted(self.files.items())},
         }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".manifest-", suffix=".json")

@@ -8,7 +8,9 @@ answerer decides whether to abstain from it, so it must mean the same thing whic
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -187,100 +189,115 @@ class HybridRetriever:
         if not query.strip():
             return []
         n_cand = max(k, self.candidates if self.candidates is not None else max(4 * k, 20))
-
-        t = time.perf_counter()
-        qvec = np.asarray(self.embedder.embed([query]), dtype=np.float32).reshape(-1)
-        timings["embed"] = _ms(t)
-
-        t = time.perf_counter()
-        dense = self.store.query(qvec, n_cand, source=source)
-        timings["dense"] = _ms(t)
-        chunks: dict[str, Chunk] = {c.id: c for c, _ in dense}
-        cosine: dict[str, float] = {c.id: s for c, s in dense}
-
+        with _timed(timings, "embed"):
+            qvec = np.asarray(self.embedder.embed([query]), dtype=np.float32).reshape(-1)
+        with _timed(timings, "dense"):
+            dense = self.store.query(qvec, n_cand, source=source)
+        known = _Known({c.id: c for c, _ in dense}, {c.id: s for c, s in dense}, {})
         bm25_scores: dict[str, float] = {}
         if self.uses_bm25:
-            t = time.perf_counter()
-            bm25_scores = dict(self.bm25.search(query, n_cand, source=source))
-            timings["bm25"] = _ms(t)
-
-        t = time.perf_counter()
-        if self.uses_bm25 and self.fusion == "convex":
-            fused = convex([(c.id, s) for c, s in dense], list(bm25_scores.items()), self.dense_weight)
-        elif self.uses_bm25:
-            fused = rrf([[c.id for c, _ in dense], list(bm25_scores)], k=self.rrf_k)
-        else:
-            fused = dict(sorted(cosine.items(), key=lambda kv: -kv[1]))  # already best first; be explicit
-        ranked = list(fused)
-        timings["fuse"] = _ms(t)
-
-        vecs: dict[str, np.ndarray] = {}
-
-        def fetch(ids: list[str]) -> None:
-            """Chunk, embedding and cosine of BM25-only candidates, from the store in one round trip."""
-            got_chunks, got_vecs = self.store.get_with_embeddings(ids)
-            for chunk, vec in zip(got_chunks, got_vecs, strict=True):
-                chunks.setdefault(chunk.id, chunk)
-                vecs[chunk.id] = vec
-                cosine.setdefault(chunk.id, float(np.dot(vec, qvec)))
-
-        if self.uses_bm25 and self.expand and ranked:
-            t = time.perf_counter()
-            fused = self._expand(query, ranked, fused, chunks, fetch, n_cand, source)
-            ranked = list(fused)
-            timings["expand"] = _ms(t)
-
-        # BM25-only candidates have no chunk or cosine yet: fetch both from the store in one round trip. MMR
-        # needs the embeddings of its whole pool. An id BM25 knows but the store does not (an index lagging
-        # behind a deletion) is skipped and the next candidate moves up, so k hits come back when possible.
-        t = time.perf_counter()
-        target = max(2 * k, 10) if self.use_mmr else k
-        pool: list[str] = []
-        pos = 0
-        while len(pool) < target and pos < len(ranked):
-            batch = ranked[pos : pos + target - len(pool)]
-            pos += len(batch)
-            need = [i for i in batch if i not in chunks or (self.use_mmr and i not in vecs)]
-            if need:
-                fetch(need)
-            pool.extend(i for i in batch if i in chunks and (not self.use_mmr or i in vecs))
-        timings["fetch"] = _ms(t)
+            with _timed(timings, "bm25"):
+                bm25_scores = dict(self.bm25.search(query, n_cand, source=source))
+        with _timed(timings, "fuse"):
+            fused = self._fuse(dense, bm25_scores)
+        if self.uses_bm25 and self.expand and fused:
+            with _timed(timings, "expand"):
+                fused, known = self._expand(query, fused, known, qvec, n_cand, source)
+        with _timed(timings, "fetch"):
+            pool, known = self._pool(list(fused), known, qvec, k)
         if self.use_mmr and pool:
-            t = time.perf_counter()
-            order = mmr(qvec, np.stack([vecs[i] for i in pool]), k, lambda_=self.mmr_lambda)
-            pool = [pool[j] for j in order]
-            timings["mmr"] = _ms(t)
-
+            with _timed(timings, "mmr"):
+                order = mmr(qvec, np.stack([known.vecs[i] for i in pool]), k, lambda_=self.mmr_lambda)
+                pool = [pool[j] for j in order]
         return [
             Hit(
-                chunk=chunks[i],
+                chunk=known.chunks[i],
                 score=float(fused[i]),
-                dense_score=float(cosine[i]),
+                dense_score=float(known.cosine[i]),
                 bm25_score=float(bm25_scores[i]) if i in bm25_scores else None,
                 rank=r,
             )
             for r, i in enumerate(pool, start=1)
         ]
 
+    def _fuse(self, dense: list[tuple[Chunk, float]], bm25_scores: dict[str, float]) -> dict[str, float]:
+        """The first round: id -> fused score, best first (cosine order without BM25)."""
+        if self.uses_bm25 and self.fusion == "convex":
+            return convex([(c.id, s) for c, s in dense], list(bm25_scores.items()), self.dense_weight)
+        if self.uses_bm25:
+            return rrf([[c.id for c, _ in dense], list(bm25_scores)], k=self.rrf_k)
+        cosine = {c.id: s for c, s in dense}
+        return dict(sorted(cosine.items(), key=lambda kv: -kv[1]))  # already best first; be explicit
 
-    def _expand(self, query: str, ranked: list[str], fused: dict[str, float], chunks: dict[str, Chunk],
-                fetch: Callable[[list[str]], None], n_cand: int, source: str | None) -> dict[str, float]:
-        """The second round (see the class doc): returns the new id -> score order. ``fetch`` brings BM25-only
-        passages into ``chunks`` (with their embedding and cosine, so they are not fetched again)."""
-        missing = [i for i in ranked[: self.expand_from] if i not in chunks]
+    def _fetch(self, known: _Known, ids: list[str], qvec: np.ndarray) -> _Known:
+        """``known`` plus the chunk, embedding and cosine of ``ids``, from the store in one round trip."""
+        got_chunks, got_vecs = self.store.get_with_embeddings(ids)
+        return known.with_fetched(got_chunks, got_vecs, qvec)
+
+    def _pool(self, ranked: list[str], known: _Known, qvec: np.ndarray, k: int) -> tuple[list[str], _Known]:
+        """The ids the hits are chosen from, in ``ranked`` order: ``k``, or MMR's ``max(2 * k, 10)``.
+
+        BM25-only candidates have no chunk or cosine yet: fetch both from the store in one round trip. MMR
+        needs the embeddings of its whole pool. An id BM25 knows but the store does not (an index lagging
+        behind a deletion) is skipped and the next candidate moves up, so k hits come back when possible."""
+        target = max(2 * k, 10) if self.use_mmr else k
+        pool: list[str] = []
+        pos = 0
+        while len(pool) < target and pos < len(ranked):
+            batch = ranked[pos : pos + target - len(pool)]
+            pos += len(batch)
+            need = [i for i in batch if i not in known.chunks or (self.use_mmr and i not in known.vecs)]
+            if need:
+                known = self._fetch(known, need, qvec)
+            pool.extend(i for i in batch if i in known.chunks and (not self.use_mmr or i in known.vecs))
+        return pool, known
+
+    def _expand(self, query: str, fused: dict[str, float], known: _Known, qvec: np.ndarray, n_cand: int,
+                source: str | None) -> tuple[dict[str, float], _Known]:
+        """The second round (see the class doc): returns the new id -> score order, and ``known`` with the best
+        passages BM25 alone found (fetched with their embedding and cosine, so they are not fetched again)."""
+        ranked = list(fused)
+        missing = [i for i in ranked[: self.expand_from] if i not in known.chunks]
         if missing:
-            fetch(missing)
-        head = [i for i in ranked[: self.expand_from] if i in chunks]
+            known = self._fetch(known, missing, qvec)
+        head = [i for i in ranked[: self.expand_from] if i in known.chunks]
         if not head:
-            return fused
-        text = " ".join(chunks[i].text for i in head)
+            return fused, known
+        text = " ".join(known.chunks[i].text for i in head)
         assert self.bm25 is not None
         again = [i for i, _ in self.bm25.search(f"{query} {text}", n_cand, source=source)]
-        named = self.bm25.linked(text, n_cand, exclude_sources={chunks[i].source for i in head}, source=source)
+        named = self.bm25.linked(text, n_cand, exclude_sources={known.chunks[i].source for i in head}, source=source)
         second = rrf([ranked, again, named], k=self.rrf_k)
         out = {i: fused.get(i, 0.0) + 1.0 for i in head}  # the first round's best keep their places
         out.update((i, sc) for i, sc in second.items() if i not in out)
-        return out
+        return out, known
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What is known of the candidates so far, by id: the chunk, its cosine similarity to the query, and the
+    stored embedding of those fetched from the store (BM25-only candidates, and MMR's pool)."""
+
+    chunks: Mapping[str, Chunk]
+    cosine: Mapping[str, float]
+    vecs: Mapping[str, np.ndarray]
+
+    def with_fetched(self, chunks: Sequence[Chunk], vecs: np.ndarray, qvec: np.ndarray) -> _Known:
+        """A copy with these chunks and their embeddings added (a chunk or cosine already known is kept)."""
+        known_chunks, cosine, known_vecs = dict(self.chunks), dict(self.cosine), dict(self.vecs)
+        for chunk, vec in zip(chunks, vecs, strict=True):
+            known_chunks.setdefault(chunk.id, chunk)
+            known_vecs[chunk.id] = vec
+            cosine.setdefault(chunk.id, float(np.dot(vec, qvec)))
+        return _Known(known_chunks, cosine, known_vecs)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Milliseconds the block took, into ``timings[name]`` (when it does not raise)."""
+    t = time.perf_counter()
+    yield
+    timings[name] = _ms(t)
 
 
 def _ms(t0: float) -> float:

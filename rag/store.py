@@ -229,16 +229,22 @@ class ChromaStore:
         """Every chunk, fetched a page at a time (so 100k chunks never sit in one response)."""
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
-        batch = min(batch, self.max_batch)  # embedded Chroma fails a larger page ("too many SQL variables")
+        for res in self._pages(batch, ["documents", "metadatas"]):
+            for i, d, m in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
+                yield Chunk.from_metadata(i, d or "", m or {})
+
+    def _pages(self, page: int, include: list[str], where: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The records matching ``where`` (all without it), ``page`` at a time: at most ``max_batch``, embedded
+        Chroma fails a larger page ("too many SQL variables")."""
+        page = min(page, self.max_batch)
         offset = 0
         while True:
             with self._errors("get"):
-                res = self._col.get(limit=batch, offset=offset, include=["documents", "metadatas"])
-            for i, d, m in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
-                yield Chunk.from_metadata(i, d or "", m or {})
-            if len(res["ids"]) < batch:
+                res = self._col.get(where=where, limit=page, offset=offset, include=include)
+            yield res
+            if len(res["ids"]) < page:
                 return
-            offset += batch
+            offset += page
 
     def _get_by_ids(self, ids: Sequence[str], include: list[str]) -> dict[str, tuple[Any, ...]]:
         """id -> (document, metadata[, embedding]) for the ids that exist, in batches."""
@@ -280,15 +286,8 @@ class ChromaStore:
         return np.asarray([found[i][0] for i in ids], dtype=np.float32)
 
     def _metadatas(self, where: dict[str, Any] | None = None, page: int = 5000) -> Iterator[tuple[str, dict]]:
-        page = min(page, self.max_batch)
-        offset = 0
-        while True:
-            with self._errors("get"):
-                res = self._col.get(where=where, limit=page, offset=offset, include=["metadatas"])
+        for res in self._pages(page, ["metadatas"], where):
             yield from zip(res["ids"], (m or {} for m in res["metadatas"]), strict=True)
-            if len(res["ids"]) < page:
-                return
-            offset += page
 
     def source_counts(self) -> dict[str, int]:
         """Chunks per source, for every source in the collection."""
@@ -299,23 +298,7 @@ class ChromaStore:
         return counts
 
     def ids_for_source(self, source: str) -> list[str]:
-        ids: list[str] = []
-        offset, page = 0, min(5000, self.max_batch)
-        while True:
-            with self._errors("get"):
-                res = self._col.get(where={"source": source}, limit=page, offset=offset, include=[])
-            ids.extend(res["ids"])
-            if len(res["ids"]) < page:
-                return ids
-            offset += page
-
-
-def list_collections(client: ClientAPI) -> list[str]:
-    """Names of the collections in this Chroma, sorted."""
-    try:
-        return sorted(c if isinstance(c, str) else c.name for c in client.list_collections())
-    except _store_exceptions() as exc:
-        raise StoreError(f"cannot list Chroma collections ({_root_reason(exc)})") from exc
+        return [i for res in self._pages(5000, [], {"source": source}) for i in res["ids"]]
 
 
 def drop_collection(client: ClientAPI, name: str) -> None:

@@ -209,7 +209,7 @@ def chat(
 ) -> None:
     """An interactive session: follow-up questions use the conversation so far. Ctrl-D or /quit ends it."""
     from ingest.compose import Citeqa
-    from rag.types import Answer, Turn
+    from rag.types import Turn
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k)
     qa = Citeqa(s)
@@ -230,28 +230,40 @@ def chat(
         if not question:
             continue
         try:
-            final = None
-            streamed: list[str] = []
-            for part in qa.stream(question, k=k, history=history):
-                if isinstance(part, Answer):
-                    final = part
-                elif s.llm != "extractive":
-                    streamed.append(part)
-                    typer.echo(part, nl=False)
-            if final is None:
-                continue
-            if streamed:
-                typer.echo("")
-                # the checked answer renumbers markers and may fall back to extractive evidence: show it
-                # again only when it differs from what was streamed
-                if "".join(streamed).strip() == final.answer.strip():
-                    final = _without_text(final)
-                else:
-                    typer.echo("\nChecked answer:")
-            print_answer(final)
-            history.append(Turn(question, final.answer))
+            shown = _chat_turn(qa, question, k, history, stream=s.llm != "extractive")
+            if shown is not None:
+                history.append(Turn(question, shown.answer))
         except CiteqaError as err:
             typer.echo(f"citeqa: error: {err}", err=True)
+
+
+def _chat_turn(qa, question: str, k: int | None, history: list, *, stream: bool):  # qa: Citeqa; -> Answer | None
+    """Answer one question of a chat: with ``stream``, the text is printed as it comes, then the checked answer's
+    sources (its text again only when it differs from what was streamed). Returns the checked answer (None when
+    the answerer gave none)."""
+    from rag.types import Answer
+
+    final = None
+    streamed: list[str] = []
+    for part in qa.stream(question, k=k, history=history):
+        if isinstance(part, Answer):
+            final = part
+        elif stream:
+            streamed.append(part)
+            typer.echo(part, nl=False)
+    if final is None:
+        return None
+    shown = final
+    if streamed:
+        typer.echo("")
+        # the checked answer renumbers markers and may fall back to extractive evidence: show it
+        # again only when it differs from what was streamed
+        if "".join(streamed).strip() == final.answer.strip():
+            shown = _without_text(final)
+        else:
+            typer.echo("\nChecked answer:")
+    print_answer(shown)
+    return final  # with its text: the conversation remembers what was said, even when it was not printed twice
 
 
 def _without_text(answer):

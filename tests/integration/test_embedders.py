@@ -39,3 +39,23 @@ def test_float_and_int8_models_agree(embedder, st_embedder) -> None:
     a, b = np.asarray(embedder.embed(TEXTS)), np.asarray(st_embedder.embed(TEXTS))
     cos = np.sum(a * b, axis=1)
     assert cos.min() > 0.97, cos
+
+
+def test_float_and_int8_models_rank_passages_alike(embedder, st_embedder) -> None:
+    """The ``minilm`` embedder (sentence-transformers, torch) ranks passages for a question as the default does."""
+    question = "How long is the bridge over the Senna river?"
+    passages = [  # most relevant first
+        "The Korvath bridge over the Senna river is 412 metres long.",
+        "A new bridge across the Senna is planned for 2030.",
+        "The Senna river floods the valley every spring.",
+        "Bridges in the region are inspected every five years.",
+        "Fresh food arrives at the station twice a year.",
+    ]
+    orders = []
+    for e in (embedder, st_embedder):
+        q = np.asarray(e.embed([question]))[0]
+        vecs = np.asarray(e.embed(passages))
+        assert vecs.shape == (len(passages), 384) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-3)
+        orders.append(np.argsort(-(vecs @ q)).tolist())
+    assert st_embedder.name == "minilm" and embedder.name == "minilm-int8"
+    assert orders[0] == orders[1] == list(range(len(passages))), orders

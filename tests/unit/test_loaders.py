@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from ingest import loaders
-from ingest.loaders import SUPPORTED_SUFFIXES, iter_input_files, iter_text, load_document, scan_text_file
+from ingest.loaders import (
+    SUPPORTED_SUFFIXES,
+    common,
+    html,
+    iter_input_files,
+    iter_text,
+    load_document,
+    scan_text_file,
+    walk,
+)
 from rag.errors import FileError
 
 PAGES = [
@@ -260,7 +269,7 @@ def test_too_big(tmp_path: Path) -> None:
 
 
 def test_size_message_in_megabytes() -> None:
-    assert loaders._fmt_size(250 * 2**20) == "250 MB"
+    assert common._fmt_size(250 * 2**20) == "250 MB"
 
 
 @pytest.mark.parametrize(
@@ -389,7 +398,7 @@ def test_parser_crash_becomes_file_error(tmp_path: Path, monkeypatch: pytest.Mon
     def boom(html: str) -> str:
         raise RuntimeError("parser exploded\nwith two lines")
 
-    monkeypatch.setattr(loaders, "_html_to_text", boom)
+    monkeypatch.setattr(html, "_html_to_text", boom)
     assert (
         failure(write(tmp_path / "x.html", "<p>x</p>"))
         == "cannot extract text (RuntimeError: parser exploded with two lines)"
@@ -452,14 +461,14 @@ def test_symlinked_file_is_followed_and_deduped(tmp_path: Path) -> None:
 
 def test_unreadable_folder_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_tree(tmp_path)
-    real_scandir: Callable[[Path], list[os.DirEntry[str]]] = loaders._scandir
+    real_scandir: Callable[[Path], list[os.DirEntry[str]]] = walk._scandir
 
     def scandir(d: Path) -> list[os.DirEntry[str]]:
         if d.name == "sub":
             raise PermissionError(13, "Permission denied")
         return real_scandir(d)
 
-    monkeypatch.setattr(loaders, "_scandir", scandir)
+    monkeypatch.setattr(walk, "_scandir", scandir)
     files, errors = iter_input_files([tmp_path])
     assert [f.name for f in files] == ["a.md", "b.txt"]
     assert [e.reason for e in errors if e.path.endswith("sub")] == ["cannot read folder (Permission denied)"]

@@ -117,3 +117,18 @@ def test_each_default_is_defined_once() -> None:
         assert (params[names[0]].default, params[names[1]].default) == (size, overlap), fn
     assert rag.settings.HOSTPORT_RE is rag.llm_spec.HOSTPORT_RE
     assert load_settings(chroma="[::1]:8000").chroma_host_port == ("::1", 8000)
+
+
+def test_a_chat_remembers_the_answer_even_when_it_is_not_printed_twice(capsys: pytest.CaptureFixture[str]) -> None:
+    """A streamed answer equal to the checked one is printed once; the conversation still holds its text."""
+    from rag.types import Answer
+    from ui.cli import _chat_turn
+
+    class Streaming:
+        def stream(self, question, k=None, history=()):  # type: ignore[no-untyped-def]
+            yield "It opened in 1961 [1]."
+            yield Answer(question, "It opened in 1961 [1].", None, False)
+
+    final = _chat_turn(Streaming(), "When did it open?", None, [], stream=True)
+    assert final is not None and final.answer == "It opened in 1961 [1]."
+    assert capsys.readouterr().out.count("It opened in 1961") == 1
