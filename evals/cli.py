@@ -115,7 +115,9 @@ def _add_run(eval_app: typer.Typer, factory: SettingsFactory, app_factory: Any) 
                                                  show_default=False)] = None,
         k: Annotated[int | None, typer.Option("--k", help="Passages retrieved per question.")] = None,
         llm: Annotated[str | None, typer.Option("--llm", help="Answer backend: extractive, llamacpp:PATH.gguf, "
-                                                "ollama:MODEL, openai:MODEL@URL.")] = None,
+                                                "ollama:MODEL, openai:MODEL@URL, local.")] = None,
+        verify: Annotated[str | None, typer.Option("--verify", help="off or local: the local model judges whether "
+                                                   "the passages answer before an answer is given.")] = None,
         fail_under: Annotated[list[str] | None, typer.Option(
             "--fail-under", metavar="METRIC=VALUE",
             help="Exit 1 when METRIC misses VALUE (a minimum; a maximum for false_abstention_rate and latency_*). "
@@ -139,7 +141,7 @@ def _add_run(eval_app: typer.Typer, factory: SettingsFactory, app_factory: Any) 
             thresholds = parse_thresholds(fail_under or [])
             loaded = _load_cases(suite)
             settings = factory(k=k, llm=llm, embedder=embedder, data_dir=data_dir, chroma=chroma, hybrid=hybrid,
-                               mmr=mmr)
+                               mmr=mmr, verify=verify)
             run = run_suite(loaded, docs, settings, app_factory=app_factory, progress=progress, limit=limit)
             out_dir = out or default_out_dir()
             report = _write_reports(run, out_dir)

@@ -105,7 +105,8 @@ def render_markdown(report: Mapping[str, Any], worst: Sequence[CaseResult]) -> s
         f"- suite: `{report['suite']['path']}` ({c['cases']} cases, {c['answerable']} answerable, "
         f"{c['unanswerable']} unanswerable; {c['skipped_lines']} malformed lines skipped), {report['suite']['hash']}",
         f"- docs: `{report['docs']['path']}` ({report['docs']['documents']} documents), {report['docs']['hash']}",
-        f"- settings: k={s['k']}, llm={s['llm']}, embedder={s['embedder']}, hybrid={s['hybrid']}, mmr={s['mmr']}, "
+        f"- settings: k={s['k']}, llm={s['llm']}, verify={s.get('verify', 'off')}, embedder={s['embedder']}, "
+        f"hybrid={s['hybrid']}, mmr={s['mmr']}, "
         f"chunk_size={s['chunk_size']}, chunk_overlap={s['chunk_overlap']}, min_relevance={s['min_relevance']}",
         f"- started {report['started_at']}, {report['seconds']:.1f} s; citeqa {report['versions'].get('citeqa')}",
         "",
@@ -188,4 +189,5 @@ def print_summary(report: Mapping[str, Any], console: Any = None) -> None:
     c = report["counts"]
     console.print(f"{c['cases']} cases ({c['answerable']} answerable, {c['unanswerable']} unanswerable), "
                   f"{c['abstained']} abstained, {c['skipped_lines']} malformed lines skipped; "
-                  f"k={report['settings']['k']}, llm={report['settings']['llm']}", highlight=False)
+                  f"k={report['settings']['k']}, llm={report['settings']['llm']}, "
+                  f"verify={report['settings'].get('verify', 'off')}", highlight=False)

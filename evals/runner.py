@@ -23,6 +23,7 @@ from evals.metrics import Span
 from evals.scoring import DEPTH, cites_gold, score_case
 from evals.suite import Case, Suite
 from rag.errors import CiteqaError, NotFoundError
+from rag.generative import NOTE_FALLBACK
 from rag.settings import Settings
 
 AppFactory = Callable[[Settings], Any]  # Settings -> ingest.compose.Citeqa
@@ -42,6 +43,7 @@ class CaseResult:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     missing_passages: int = 0  # gold passages that do not occur verbatim in their sources
+    notes: list[str] = field(default_factory=list)  # the answer's notes (fallbacks, the verifier's judgement)
 
     @property
     def quality(self) -> float:
@@ -71,6 +73,7 @@ class CaseResult:
             "metrics": {k: (None if v is None else round(v, 6)) for k, v in self.metrics.items()},
             "timings_ms": {k: round(v, 2) for k, v in self.timings.items()},
             "error": self.error,
+            "notes": list(self.notes),
         }
 
 
@@ -252,6 +255,7 @@ def run_case(app: Any, case: Case, docs: _Docs, judge: SupportJudge, k: int, all
     result.answer = ans.answer
     result.short_answer = ans.short_answer
     result.abstained = bool(ans.abstained)
+    result.notes = list(ans.notes)
     result.claims = claims
     result.support = support
     result.timings = {k_: float(v) for k_, v in ans.timings.items() if k_ in ("retrieve", "answer", "total")}
@@ -270,6 +274,8 @@ def run_case(app: Any, case: Case, docs: _Docs, judge: SupportJudge, k: int, all
     result.metrics = score_case(
         case, answer=ans.answer, short_answer=ans.short_answer, abstained=result.abstained, top_k=top_k,
         ranking=ranking, citations=cit_spans, located=located, support=support,
+        fallback=None if getattr(getattr(app, "settings", None), "llm", "extractive") == "extractive"
+        else NOTE_FALLBACK in ans.notes,
     )
     return result
 

@@ -46,12 +46,14 @@ def score_case(
     citations: Sequence[Span] = (),
     located: Sequence[Sequence[Span]] = (),
     support: tuple[int, int] = (0, 0),
+    fallback: bool | None = None,
 ) -> dict[str, float | None]:
     """Per-case metric values, keyed by the suite metric names (None where a metric does not apply).
 
     ``top_k``: the passages the answerer got, best first; ``ranking``: the retrieval ranking to depth 10 for
     MRR/nDCG (defaults to ``top_k``); ``located[i]``: where gold passage i occurs in the gold documents;
-    ``support``: (supported sentences, sentences) of the answer.
+    ``support``: (supported sentences, sentences) of the answer; ``fallback``: a generative answer whose markers
+    were unusable, so the extractive evidence was shown (None for the extractive answerer).
     """
     ranking = top_k if ranking is None else ranking
     k = len(top_k)
@@ -95,6 +97,7 @@ def score_case(
 
     supported, total = support
     m["support_rate"] = supported / total if total and not abstained else None
+    m["fallback_rate"] = None if fallback is None or abstained else float(fallback)
 
     m["abstention_rate"] = None if case.answerable else float(abstained)
     m["false_abstention_rate"] = float(abstained) if case.answerable else None

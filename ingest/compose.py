@@ -70,7 +70,8 @@ class Citeqa:
     def answerer(self) -> Answerer:
         from rag.llm import make_answerer  # the extractive one, or a generative one over its chat model
 
-        return make_answerer(self.settings, self.query_embedder)
+        # a generative answerer searches once more for what its model names as missing (the second hop)
+        return make_answerer(self.settings, self.query_embedder, retrieve=self.retriever.retrieve)
 
     @cached_property
     def asker(self) -> Asker:

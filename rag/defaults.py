@@ -5,3 +5,4 @@ from __future__ import annotations
 
 CHUNK_SIZE = 128  # max word pieces per chunk (the embedder reads at most 256)
 CHUNK_OVERLAP = 24  # word pieces of overlap between neighbouring chunks
+VERIFY_THRESHOLD = 0.40  # --verify: abstain below this judged P(the passages answer the question); see rag.verify

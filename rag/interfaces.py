@@ -4,7 +4,7 @@ retrieve.py, answer_*.py); convenience is built on top, never inside these."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -60,4 +60,14 @@ class Answerer(Protocol):
 
     def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the answer text as it is produced, then the final Answer."""
+        ...
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    name: str
+
+    def judge(self, question: str, passages: Sequence[str]) -> Any:
+        """A ``rag.verify.Judgement``: the probability (``p_yes``) that ``passages`` state the answer to
+        ``question``, and what the judgement cost."""
         ...

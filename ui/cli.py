@@ -31,7 +31,13 @@ ChromaOpt = Annotated[
 EmbedderOpt = Annotated[str | None, typer.Option("--embedder", help="minilm or minilm-int8 [env CITEQA_EMBEDDER]")]
 LlmOpt = Annotated[
     str | None,
-    typer.Option("--llm", help="extractive | llamacpp:PATH.gguf | ollama:MODEL[@host:port] | openai:MODEL@URL"),
+    typer.Option("--llm", help="extractive | local | llamacpp:PATH.gguf | ollama:MODEL[@host:port] | "
+                 "openai:MODEL@URL [env CITEQA_LLM]"),
+]
+VerifyOpt = Annotated[
+    str | None,
+    typer.Option("--verify", help="off | local: the local model judges whether the passages answer before an answer "
+                 "is given [env CITEQA_VERIFY]"),
 ]
 KOpt = Annotated[int | None, typer.Option("--k", "-k", help="Passages to retrieve [env CITEQA_K]")]
 HybridOpt = Annotated[bool | None, typer.Option("--hybrid/--no-hybrid", help="Fuse BM25 with dense retrieval")]
@@ -139,6 +145,7 @@ def ask(
     expand: ExpandOpt = None,
     mmr: MmrOpt = None,
     llm: LlmOpt = None,
+    verify: VerifyOpt = None,
     data_dir: DataDirOpt = None,
     collection: CollectionOpt = None,
     chroma: ChromaOpt = None,
@@ -148,7 +155,7 @@ def ask(
     from ingest.compose import Citeqa
 
     s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k,
-                  hybrid=hybrid, expand=expand, mmr=mmr, min_relevance=min_relevance)
+                  hybrid=hybrid, expand=expand, mmr=mmr, min_relevance=min_relevance, verify=verify)
     src = str(Path(source).expanduser().resolve()) if source else None
     answer = Citeqa(s).ask(question, k=k, source=src)
     if json_out:
@@ -202,6 +209,7 @@ def forget(
 def chat(
     k: KOpt = None,
     llm: LlmOpt = None,
+    verify: VerifyOpt = None,
     data_dir: DataDirOpt = None,
     collection: CollectionOpt = None,
     chroma: ChromaOpt = None,
@@ -211,7 +219,8 @@ def chat(
     from ingest.compose import Citeqa
     from rag.types import Turn
 
-    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k)
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, k=k,
+                  verify=verify)
     qa = Citeqa(s)
     history: list[Turn] = []
     typer.echo(f"citeqa chat over collection '{s.collection}' with {s.llm}. /clear forgets, /quit ends.")
@@ -280,6 +289,7 @@ def serve(
         str | None, typer.Option("--auth", help="user:password to require a login [env CITEQA_AUTH]")
     ] = None,
     llm: LlmOpt = None,
+    verify: VerifyOpt = None,
     data_dir: DataDirOpt = None,
     collection: CollectionOpt = None,
     chroma: ChromaOpt = None,
@@ -302,7 +312,7 @@ def serve(
     """Start the chat UI in the browser."""
     from ui.app import serve as serve_ui
 
-    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm,
+    s = _settings(data_dir=data_dir, collection=collection, chroma=chroma, embedder=embedder, llm=llm, verify=verify,
                   backends=backend or None, backends_file=backends_file, allowed_hosts=allowed_host or None)
     serve_ui(s, host=host, port=port, auth=auth or (s.auth.get_secret_value() if s.auth else None))
 

@@ -133,8 +133,17 @@ def _notes(ans: Answer) -> str:
 
 
 def streaming_html(text: str) -> str:
-    """The assistant message while the answer streams in (markers stay as typed until the answer is done)."""
-    return f'<div class="cq-answer">{_text(text)}<span class="cq-cursor">▍</span></div>'
+    """The assistant message while the answer streams in: each ``[n]`` marker becomes a pending chip as soon as it
+    arrives (not clickable yet: the passage it names is checked, and renumbered, when the answer is done)."""
+    out: list[str] = []
+    pos = 0
+    for m in MARKER.finditer(text):
+        out.append(_text(text[pos : m.start()]))
+        out.append(f'<span class="cite-chip cq-chip-pending" title="passage [{m.group(1)}], checked when the '
+                   f'answer is done">{m.group(1)}</span>')
+        pos = m.end()
+    out.append(_text(text[pos:]))
+    return f'<div class="cq-answer">{"".join(out)}<span class="cq-cursor">▍</span></div>'
 
 
 def error_html(message: str) -> str:

@@ -266,7 +266,7 @@ def test_ollama_backend_answers_with_checked_citation(ollama: FakeOllama, embedd
     body = ollama.chat_requests()[-1]
     assert body["model"] == "tiny-llm"
     assert body["options"]["num_predict"] == 77 and body["options"]["temperature"] == 0
-    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]  # worked example first
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant"] * 2 + ["user"]  # worked examples first
     assert "untrusted" in body["messages"][-1]["content"] and QUESTION in body["messages"][-1]["content"]
     assert body["options"]["stop"] == list(DEFAULT_STOP)
 

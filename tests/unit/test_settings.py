@@ -119,6 +119,20 @@ def test_each_default_is_defined_once() -> None:
     assert load_settings(chroma="[::1]:8000").chroma_host_port == ("::1", 8000)
 
 
+def test_verify_setting_takes_off_or_local_and_a_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.defaults import VERIFY_THRESHOLD
+
+    s = load_settings()
+    assert s.verify == "off" and s.verify_threshold == VERIFY_THRESHOLD
+    monkeypatch.setenv("CITEQA_VERIFY", "Local")
+    assert load_settings().verify == "local"
+    assert load_settings(verify="off").verify == "off", "the flag wins over the environment"
+    with pytest.raises(ConfigError, match="verify.*off or local"):
+        load_settings(verify="nli")
+    with pytest.raises(ConfigError, match="verify_threshold"):
+        load_settings(verify_threshold=1.5)
+
+
 def test_a_chat_remembers_the_answer_even_when_it_is_not_printed_twice(capsys: pytest.CaptureFixture[str]) -> None:
     """A streamed answer equal to the checked one is printed once; the conversation still holds its text."""
     from rag.types import Answer
