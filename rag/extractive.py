@@ -30,6 +30,7 @@ import numpy as np
 from rag.answer_check import (
     Asked,
     asked,
+    bare_modifier,
     best_phrase,
     best_typed,
     evidence_gap,
@@ -380,6 +381,8 @@ class ExtractiveAnswerer:
                     typed = want.kind in ("who", "where", "date", "num")
                     whole = best_typed(want, an, near) if typed else best_phrase(want, an, near)
                     key = TYPED_FALLBACK_KEY
+            if whole and an is not None and bare_modifier(want, an, *whole):
+                whole = None  # "most important" is no answer to "what ...?": the quote stands alone
             if whole and (whole[1] - whole[0]) < len(s.text):
                 # the best sentence is preferred, but "14" right before "nations" in the second one beats a
                 # number far from the question's words in the first

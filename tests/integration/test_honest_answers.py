@@ -148,6 +148,34 @@ def test_no_short_answer_rather_than_a_fragment(embedder, analyzer: Analyzer) ->
     assert ans.short_answer is None or ans.short_answer in whole, ans.short_answer  # never "least 0 and smaller"
 
 
+@pytest.mark.parametrize(("question", "sentence", "start", "bare"), [
+    # a modifier of the very thing asked about is no name for it
+    ("What was the naval base called?", "Dyrrachium was its most important naval base.", "most important", True),
+    ("What are complexity classes generally classified into?", "A typical complexity class has a definition.",
+     "typical", True),
+    # ... but it answers "what type of X?" when X follows it
+    ("A multi-tape Turing machine requires what type of time?", "It runs in linear time.", "linear", False),
+    ("What kind of graph is an example of an input?", "The input is an arbitrary graph.", "arbitrary", False),
+    ("What was the naval base called?", "Dyrrachium was its most important naval base.", "Dyrrachium", False),
+])
+def test_a_bare_modifier_is_no_short_answer(analyzer: Analyzer, question: str, sentence: str, start: str,
+                                            bare: bool) -> None:
+    from rag.answer_check import bare_modifier
+
+    (an,) = analyzer.analyze([sentence])
+    a = asked(question, question_type(question), an)
+    i = sentence.index(start)
+    assert bare_modifier(a, an, i, i + len(start)) is bare
+
+
+def test_the_quote_stands_alone_rather_than_a_modifier_in_bold(embedder, analyzer: Analyzer) -> None:
+    text = "Robert Guiscard took Dyrrachium, the most important naval base of the Byzantine Empire, in 1082."
+    chunks = [Chunk("/docs/d.txt#0", "/docs/d.txt", text, 0, len(text), index=0)]
+    question = "What was the naval base called?"
+    ans = ExtractiveAnswerer(embedder, analyzer=analyzer).answer(question, retrieve(embedder, chunks, question, k=1))
+    assert not ans.abstained and ans.short_answer not in ("most important", "important"), ans.short_answer
+
+
 # -- follow-ups that follow --------------------------------------------------------------------------------------
 
 
