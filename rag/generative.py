@@ -371,23 +371,9 @@ class GenerativeAnswerer:
         state = self._prepare(question, hits, history)
         if isinstance(state, Answer):
             return state
-        t0 = time.perf_counter()
-        try:
-            reply = self.chat_model.invoke(self._lc_messages(state["messages"]), stop=self.stop)
-        except Exception as exc:
-            raise self._error(exc) from exc
-        state["timings"]["generate"] = (time.perf_counter() - t0) * 1000
-        ans = self._finish(state, _text_of(reply))
+        ans = self._finish(state, self._invoke(state))
         hop = None if state["hopped"] or not _model_abstained(ans) else self._second_hop(state)
-        if hop is None:
-            return ans
-        t0 = time.perf_counter()
-        try:
-            reply = self.chat_model.invoke(self._lc_messages(hop["messages"]), stop=self.stop)
-        except Exception as exc:
-            raise self._error(exc) from exc
-        hop["timings"]["generate"] += (time.perf_counter() - t0) * 1000
-        return self._finish(hop, _text_of(reply))
+        return ans if hop is None else self._finish(hop, self._invoke(hop))
 
     def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the model's text piece by piece as it is generated, then the final Answer (last)."""
@@ -397,19 +383,7 @@ class GenerativeAnswerer:
             yield state
             return
         parts: list[str] = []
-        t0 = time.perf_counter()
-        try:
-            for chunk in self.chat_model.stream(self._lc_messages(state["messages"]), stop=self.stop):
-                piece = _text_of(chunk)
-                if not piece:
-                    continue
-                if not parts:
-                    state["timings"]["first_token"] = (time.perf_counter() - t0) * 1000
-                parts.append(piece)
-                yield piece
-        except Exception as exc:
-            raise self._error(exc) from exc
-        state["timings"]["generate"] = (time.perf_counter() - t0) * 1000
+        yield from self._stream_into(state, parts)
         ans = self._finish(state, "".join(parts))
         hop = None if state["hopped"] or not _model_abstained(ans) else self._second_hop(state)
         if hop is None:
@@ -417,17 +391,37 @@ class GenerativeAnswerer:
             return
         yield f"\n\n(Searching the documents again for: {hop['hop_query']})\n\n"
         parts = []
+        yield from self._stream_into(hop, parts)
+        yield self._finish(hop, "".join(parts))
+
+    def _invoke(self, state: dict[str, Any]) -> str:
+        """The model's whole reply to ``state``'s messages; its time is added to ``timings["generate"]``."""
         t0 = time.perf_counter()
         try:
-            for chunk in self.chat_model.stream(self._lc_messages(hop["messages"]), stop=self.stop):
-                piece = _text_of(chunk)
-                if piece:
-                    parts.append(piece)
-                    yield piece
+            reply = self.chat_model.invoke(self._lc_messages(state["messages"]), stop=self.stop)
         except Exception as exc:
             raise self._error(exc) from exc
-        hop["timings"]["generate"] += (time.perf_counter() - t0) * 1000
-        yield self._finish(hop, "".join(parts))
+        timings = state["timings"]
+        timings["generate"] = timings.get("generate", 0.0) + (time.perf_counter() - t0) * 1000
+        return _text_of(reply)
+
+    def _stream_into(self, state: dict[str, Any], parts: list[str]) -> Iterator[str]:
+        """Yield the model's reply to ``state``'s messages piece by piece, collecting them in ``parts``; the
+        first piece's time is ``timings["first_token"]`` (of the first round), the whole is added to
+        ``timings["generate"]``."""
+        timings = state["timings"]
+        t0 = time.perf_counter()
+        try:
+            for chunk in self.chat_model.stream(self._lc_messages(state["messages"]), stop=self.stop):
+                piece = _text_of(chunk)
+                if not piece:
+                    continue
+                timings.setdefault("first_token", (time.perf_counter() - t0) * 1000)
+                parts.append(piece)
+                yield piece
+        except Exception as exc:
+            raise self._error(exc) from exc
+        timings["generate"] = timings.get("generate", 0.0) + (time.perf_counter() - t0) * 1000
 
     def _second_hop(self, state: dict[str, Any]) -> dict[str, Any] | None:
         """The state of the second round (at most one per question; a retriever must be wired in): the model
@@ -494,9 +488,9 @@ class GenerativeAnswerer:
             )
         judged: tuple[str, ...] = ()
         if self.verifier is not None:
-            from rag.verify import NOTE_JUDGED_YES, abstain_judged, judged_passages
+            from rag.verify import NOTE_JUDGED_YES, abstain_judged, judge_answer
 
-            j = self.verifier.judge(standalone, judged_passages(hits, [c.text for c in ext.citations]))
+            j = judge_answer(self.verifier, standalone, hits, ext)
             timings["verify"] = j.ms
             if j.p_yes < self.verify_threshold:
                 return abstain_judged(replace(ext, timings=timings, notes=(), **common), j, self.verify_threshold)

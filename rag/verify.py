@@ -17,7 +17,6 @@ drawn from (the sentences the extractive answer quotes; the best passages when i
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -146,6 +145,11 @@ def judged_passages(hits: Sequence[Hit], evidence: Sequence[str] = (), n: int = 
     return texts[:n]
 
 
+def judge_answer(verifier: Any, question: str, hits: Sequence[Hit], ans: Answer) -> Judgement:
+    """The verifier's judgement of ``ans``: the sentences it quotes (its citations), else the best hits."""
+    return verifier.judge(question, judged_passages(hits, [c.text for c in ans.citations]))
+
+
 def abstain_judged(ans: Answer, j: Judgement, threshold: float) -> Answer:
     """``ans`` turned into an abstention because the verifier said no."""
     timings = {**ans.timings, "verify": j.ms}
@@ -164,7 +168,6 @@ class VerifiedAnswerer:
         self.verifier = verifier
         self.threshold = threshold
         self.name = getattr(inner, "name", "extractive")
-        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:  # the inner answerer's other parts (analyzer, rewrite, ...)
         if name == "inner":
@@ -176,7 +179,7 @@ class VerifiedAnswerer:
         if ans.abstained or not hits:
             return ans
         asked = ans.standalone_question or question
-        j = self.verifier.judge(asked, judged_passages(hits, [c.text for c in ans.citations]))
+        j = judge_answer(self.verifier, asked, hits, ans)
         if j.p_yes < self.threshold:
             return abstain_judged(ans, j, self.threshold)
         return replace(ans, timings={**ans.timings, "verify": j.ms},

@@ -75,11 +75,15 @@ def sweep(rows: list[Scored]) -> list[dict[str, float]]:
 
 
 def choose(table: list[dict[str, float]], max_false: float) -> float:
+    """The highest threshold of ``table`` whose false abstention is at most ``max_false`` (the lowest if none)."""
     ok = [row["threshold"] for row in table if row["false_abstention"] <= max_false]
-    return max(ok) if ok else THRESHOLDS[0]
+    return max(ok) if ok else table[0]["threshold"]
 
 
-def plot(tables: dict[str, list[dict[str, float]]], chosen: float, path: Path) -> None:
+def plot(tables: dict[str, list[dict[str, float]]], chosen: float, path: Path,
+         title: str | None = None) -> None:
+    """Abstention on unanswerable against false abstention on answerable questions, one line per split, the
+    ``chosen`` threshold marked on each."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -92,7 +96,7 @@ def plot(tables: dict[str, list[dict[str, float]]], chosen: float, path: Path) -
         ax.scatter([at["false_abstention"]], [at["abstention"]], s=60, zorder=3)
     ax.set_xlabel("false abstention (answerable questions abstained on)")
     ax.set_ylabel("abstention on unanswerable questions")
-    ax.set_title(f"SQuAD 2.0 small: extractive abstention, MIN_EVIDENCE = {chosen}")
+    ax.set_title(title or f"SQuAD 2.0 small: extractive abstention, MIN_EVIDENCE = {chosen}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

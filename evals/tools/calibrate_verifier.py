@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from evals.tools.calibrate_abstention import HELD_OUT, TUNE
+from evals.tools.calibrate_abstention import HELD_OUT, TUNE, choose, plot
 from evals.tools.shared import datasets_dir
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(15)]  # 0.0 .. 0.70
@@ -43,7 +43,7 @@ def judge_cases(squad: Path, work: Path, limit: int | None = None) -> list[Judge
     from rag.extractive import ExtractiveAnswerer
     from rag.llm import make_verifier
     from rag.settings import load_settings
-    from rag.verify import judged_passages
+    from rag.verify import judge_answer
 
     out = work / "squad"
     run_import("squad", [squad], out)
@@ -61,7 +61,7 @@ def judge_cases(squad: Path, work: Path, limit: int | None = None) -> list[Judge
         if ans.abstained:
             rows.append(Judged(case.get("title", ""), bool(case["answerable"]), True, 1.0, 0.0))
         else:
-            j = verifier.judge(case["question"], judged_passages(hits, [c.text for c in ans.citations]))
+            j = judge_answer(verifier, case["question"], hits, ans)
             rows.append(Judged(case.get("title", ""), bool(case["answerable"]), False, j.p_yes, j.ms))
         if i % 50 == 0:
             print(f"  {i}/{len(lines)} judged", file=sys.stderr, flush=True)
@@ -78,31 +78,6 @@ def sweep(rows: list[Judged]) -> list[dict[str, float]]:
         table.append({"threshold": t, "abstention": sum(un) / max(len(un), 1),
                       "false_abstention": sum(ans) / max(len(ans), 1)})
     return table
-
-
-def choose(table: list[dict[str, float]], max_false: float) -> float:
-    ok = [row["threshold"] for row in table if row["false_abstention"] <= max_false]
-    return max(ok) if ok else 0.0
-
-
-def plot(tables: dict[str, list[dict[str, float]]], chosen: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name, table in tables.items():
-        ax.plot([r["false_abstention"] for r in table], [r["abstention"] for r in table], marker=".", label=name)
-        at = next(r for r in table if r["threshold"] == chosen)
-        ax.scatter([at["false_abstention"]], [at["abstention"]], s=60, zorder=3)
-    ax.set_xlabel("false abstention (answerable questions abstained on)")
-    ax.set_ylabel("abstention on unanswerable questions")
-    ax.set_title(f"SQuAD 2.0 small: extractive + --verify local, threshold {chosen}")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     latency = {"judgements": len(ms), "p50_ms": ms[len(ms) // 2] if ms else None,
                "p95_ms": ms[int(len(ms) * 0.95)] if ms else None}
     a.out.mkdir(parents=True, exist_ok=True)
-    plot(tables, chosen, a.out / "verifier.png")
+    plot(tables, chosen, a.out / "verifier.png",
+         title=f"SQuAD 2.0 small: extractive + --verify local, threshold {chosen}")
     (a.out / "verifier.json").write_text(json.dumps({"chosen": chosen, "max_false": a.max_false,
                                                      "latency": latency, "tables": tables}, indent=1))
     print(f"chosen VERIFY_THRESHOLD = {chosen} (the highest with false abstention <= {a.max_false} on {TUNE})")
