@@ -52,8 +52,9 @@ class Citeqa:
 
     @cached_property
     def query_embedder(self) -> Embedder:
-        """The embedder behind a small cache, for the question path (retrieval embeds the question, the answerer
-        reuses its vector)."""
+        """The embedder behind a small cache, for the question path: a sentence quoted again in a conversation, or
+        a question asked again, is not embedded twice (the question's vector reaches the answerer in its
+        Retrieval)."""
         from rag.embeddings import CachedEmbedder
 
         return CachedEmbedder(self.embedder)

@@ -2,6 +2,9 @@
 rewritten and timed; ``ask`` and ``stream`` are the same path (``stream`` yields the answer text as it comes,
 then the final :class:`~rag.types.Answer`). ``chain`` is the same path as a LangChain runnable.
 
+A follow-up is rewritten once, here; the retriever's :class:`~rag.types.Retrieval` (the standalone query, its
+vector, the hits) is what the answerer gets, so it neither rewrites nor embeds the query again.
+
 The parts come in through the constructor (``rag.interfaces``: a ``Rewriter``, a ``Retriever``, an
 ``Answerer``), built by the composition root (``ingest.compose``) from the settings.
 """
@@ -15,7 +18,7 @@ from typing import Any
 
 from rag.errors import QuestionError
 from rag.interfaces import Answerer, Retriever, Rewriter
-from rag.types import Answer, Hit, Turn
+from rag.types import Answer, Hit, Retrieval, Turn
 
 MAX_QUESTION_CHARS = 4000
 
@@ -71,12 +74,17 @@ class Asker:
 
     def _retrieve_for(
         self, question: str, history: Sequence[Turn], k: int | None, source: str | None
-    ) -> tuple[str, list[Hit], float]:
-        """(standalone query, hits, milliseconds): the retrieve stage of ask, stream and chain."""
+    ) -> tuple[Retrieval, dict[str, float]]:
+        """The retrieve stage of ask, stream and chain: the follow-up rewritten once (its time is ``rewrite``),
+        then searched (``retrieve``, the rewrite included), as the Retrieval record the answerer gets."""
         t0 = time.perf_counter()
         query = self.query_for(question, history)
-        hits = self.retrieve(query, k, source)
-        return query, hits, (time.perf_counter() - t0) * 1000
+        rewrite_ms = (time.perf_counter() - t0) * 1000
+        got = self.retriever.search(query, k or self.k, source=source)
+        timings = {"retrieve": (time.perf_counter() - t0) * 1000}
+        if history:
+            timings["rewrite"] = rewrite_ms
+        return got, timings
 
     def _begin(self, question: Any) -> tuple[str, float]:
         q = check_question(question)
@@ -90,16 +98,14 @@ class Asker:
         from langchain_core.runnables import RunnableLambda
 
         def retrieve_step(inp: dict[str, Any]) -> dict[str, Any]:
-            query, hits, ms = self._retrieve_for(inp["question"], inp.get("history", ()), inp.get("k"),
-                                                 inp.get("source"))
-            return {**inp, "query": query, "hits": hits, "retrieve_ms": ms}
+            got, timings = self._retrieve_for(inp["question"], inp.get("history", ()), inp.get("k"),
+                                              inp.get("source"))
+            return {**inp, "retrieval": got, "query": got.query, "hits": list(got.hits), "stage_ms": timings}
 
         def answer_step(inp: dict[str, Any]) -> Answer:
             t0 = time.perf_counter()
-            ans = self.answerer.answer(inp["question"], inp["hits"], tuple(inp.get("history", ())))
-            timings = dict(ans.timings)
-            timings["retrieve"] = inp["retrieve_ms"]
-            timings["answer"] = (time.perf_counter() - t0) * 1000
+            ans = self.answerer.answer(inp["question"], inp["retrieval"], tuple(inp.get("history", ())))
+            timings = {**ans.timings, **inp["stage_ms"], "answer": (time.perf_counter() - t0) * 1000}
             return _with(ans, timings=timings, query=inp["query"], question=inp["question"])
 
         return RunnableLambda(retrieve_step, name="retrieve") | RunnableLambda(answer_step, name="answer")
@@ -116,20 +122,19 @@ class Asker:
                source: str | None = None) -> Iterator[str | Answer]:
         """Yield answer text as it is produced, then the final Answer."""
         q, t0 = self._begin(question)
-        query, hits, retrieve_ms = self._retrieve_for(q, history, k, source)
+        got, stage_ms = self._retrieve_for(q, history, k, source)
         t1 = time.perf_counter()
         final: Answer | None = None
-        for part in self.answerer.stream(q, hits, tuple(history)):
+        for part in self.answerer.stream(q, got, tuple(history)):
             if isinstance(part, Answer):
                 final = part
             else:
                 yield part
         if final is None:
             raise RuntimeError(f"answerer {self.answerer.name} streamed no final Answer")
-        timings = dict(final.timings)
-        timings.update(retrieve=retrieve_ms, answer=(time.perf_counter() - t1) * 1000,
-                       total=(time.perf_counter() - t0) * 1000)
-        yield _with(final, timings=timings, query=query, question=q)
+        timings = {**final.timings, **stage_ms, "answer": (time.perf_counter() - t1) * 1000,
+                   "total": (time.perf_counter() - t0) * 1000}
+        yield _with(final, timings=timings, query=got.query, question=q)
 
 
 def _with(ans: Answer, *, timings: dict[str, float], query: str | None = None, question: str | None = None) -> Answer:

@@ -44,7 +44,7 @@ from rag.followups import _is_elliptic, contextualize
 from rag.nlp import Analyzer
 from rag.short_answers import _best_span, question_type, short_answer_span, typed_answer_strength
 from rag.text import claim_tokens, content_words
-from rag.types import ABSTAIN_TEXT, CONFLICT_LEAD, Answer, Citation, Hit, Turn
+from rag.types import ABSTAIN_TEXT, CONFLICT_LEAD, Answer, Citation, Hit, Retrieval, Turn
 
 if TYPE_CHECKING:
     from rag.interfaces import Embedder
@@ -221,11 +221,12 @@ class ExtractiveAnswerer:
         return lexical >= self.min_lexical or relevance >= self.min_relevance + self.weak_lexical_margin
 
     def score(
-        self, query: str, hits: Sequence[Hit], follow_up: str | None = None
+        self, query: str, hits: Sequence[Hit], follow_up: str | None = None, query_vector: np.ndarray | None = None
     ) -> tuple[list[_Sentence], float]:
         """The candidate sentences of ``hits`` scored against ``query``, best first, and the best passage's
         cosine similarity to the query (from ``dense_score``, or computed when a hit has none). ``follow_up`` is
-        the elliptic question that ``query`` completes: its words are what the user asks about now."""
+        the elliptic question that ``query`` completes: its words are what the user asks about now.
+        ``query_vector``: the query's embedding when retrieval has it (else it is embedded here)."""
         ordered = sorted(hits, key=lambda h: h.rank) if all(h.rank > 0 for h in hits) else list(hits)
         sents = _candidates(ordered)
         if not sents:
@@ -262,25 +263,29 @@ class ExtractiveAnswerer:
                            and not missing_terms(replace(specific, counted=None), f"{x.previous} {x.text}")), None)
             if holder is not None:
                 sents.append(holder)
-        # one embedding call: the query (cached from retrieval), the shortlisted sentences, and the passages
-        # lacking a dense score
+        # one embedding call: the query (unless retrieval passed its vector), the shortlisted sentences, and the
+        # passages lacking a dense score
         no_dense = [h for h in ordered if h.dense_score is None]
-        vecs = np.asarray(self.embedder.embed([query, *(s.text for s in sents), *(h.chunk.text for h in no_dense)]))
-        qv = vecs[0]
-        sims = vecs[1 : 1 + len(sents)] @ qv
+        head = [] if query_vector is not None else [query]
+        vecs = np.asarray(self.embedder.embed([*head, *(s.text for s in sents), *(h.chunk.text for h in no_dense)]))
+        qv = np.asarray(query_vector, dtype=np.float32).reshape(-1) if query_vector is not None else vecs[0]
+        vecs = vecs[len(head):]
+        sims = vecs[: len(sents)] @ qv
         passage_sims = [float(h.dense_score) for h in ordered if h.dense_score is not None]
-        passage_sims += [float(v @ qv) for v in vecs[1 + len(sents) :]]
+        passage_sims += [float(v @ qv) for v in vecs[len(sents) :]]
         for s, sim in zip(sents, sims, strict=True):
             s.sim = float(sim)
             s.score += W_SIM * s.sim
         return sorted(sents, key=lambda s: -s.score), max(passage_sims)
 
-    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+    def answer(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+        """Answer ``question`` from ``hits``: a Retrieval answers its ``query`` (the standalone question the
+        Asker retrieved with); plain hits answer the question joined to ``history`` when it is elliptic."""
         t0 = time.perf_counter()
-        query = contextualize(question, history)
+        got = hits if isinstance(hits, Retrieval) else Retrieval(contextualize(question, history), tuple(hits))
+        query, hits = got.query.strip(), got.hits
         standalone = query if query != question.strip() else None
-        hits = tuple(hits)
-        ranked, passage_sim = self.score(query, hits, question if standalone else None)
+        ranked, passage_sim = self.score(query, hits, question if standalone else None, got.vector)
         if not ranked or not self.relevant(passage_sim, max(s.sim for s in ranked), max(s.lex for s in ranked)):
             return self._abstain(question, hits, standalone, t0)
         if self.require_names and unnamed(query, hits):
@@ -393,7 +398,8 @@ class ExtractiveAnswerer:
         chosen = [chosen[i], *(c for j, c in enumerate(chosen) if j != i)]
         return chosen[0].text[a:b], chosen
 
-    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+    def stream(self, question: str, hits: Retrieval | Sequence[Hit],
+               history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """The extractive answer is ready at once: its text in one piece, then the Answer."""
         ans = self.answer(question, hits, history)
         yield ans.answer

@@ -1,7 +1,8 @@
 """The generative answerer: a chat model writes the answer from numbered passages, and every claim it makes is
 checked.
 
-1. Follow-ups are rewritten into a standalone question (rag.rewrite), once per (question, history).
+1. Follow-ups are rewritten into a standalone question (rag.rewrite) by the Asker, once per question; the answer
+   gets the rewrite in its Retrieval record.
 2. Abstention comes first and uses the extractive answerer's rule: when no passage is relevant enough the model
    is not called at all.
 3. The prompt (rag/prompts/answer.txt) fences the passages as untrusted DATA between ``<passage n=...>`` tags and
@@ -25,9 +26,7 @@ checked.
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
@@ -39,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from rag.defaults import VERIFY_THRESHOLD
 from rag.errors import BackendError
 from rag.rewrite import load_prompt, rewrite_question
-from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, Hit, Turn
+from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, Hit, Retrieval, Turn
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -302,8 +301,6 @@ class GenerativeAnswerer:
         # also hop *before* answering a question that chains two facts (off: on HotpotQA-30 it did not raise
         # answer_contains, 0.400 -> 0.367, and doubled the answer time)
         self.hop_first = hop_first
-        self._rewrites: OrderedDict[tuple[str, tuple[Turn, ...]], str] = OrderedDict()
-        self._lock = threading.Lock()  # the UI answers from several threads
         self.last_prompt: str | None = None  # the prompt of the latest call that asked the model (for debugging)
 
     # -- parts ----------------------------------------------------------------------------------------------
@@ -330,29 +327,25 @@ class GenerativeAnswerer:
 
     # -- conversation ---------------------------------------------------------------------------------------
     def rewrite(self, question: str, history: Sequence[Turn]) -> str:
-        """The standalone question for a follow-up (the chat model rewrites it; remembered per history)."""
+        """The standalone question for a follow-up (the chat model rewrites it). The Asker calls this once per
+        question and hands the answer the rewrite in its Retrieval, so nothing rewrites twice."""
         if not history:
             return question
-        key = (question, tuple(history))
-        with self._lock:
-            if key in self._rewrites:
-                self._rewrites.move_to_end(key)
-                return self._rewrites[key]
         try:
-            out = rewrite_question(self.rewrite_model or self.chat_model, question, history)
+            return rewrite_question(self.rewrite_model or self.chat_model, question, history)
         except Exception as exc:
             raise self._error(exc) from exc
-        with self._lock:
-            self._rewrites[key] = out
-            while len(self._rewrites) > 64:
-                self._rewrites.popitem(last=False)
-        return out
 
-    def prompt_for(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> str:
+    def prompt_for(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> str:
         """What the model is sent for this question (after rewriting a follow-up): the worked example and the
         prompt, rendered as one text."""
-        standalone = self.rewrite(question, history)
-        return render_messages(build_messages(standalone, self._shown(standalone, hits)[1]))
+        got = self._retrieval(question, hits, history)
+        return render_messages(build_messages(got.query, self._shown(got.query, got.hits)[1]))
+
+    def _retrieval(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn]) -> Retrieval:
+        """``hits`` as a Retrieval: the Asker's as it is (its query is the rewrite); plain hits answer the
+        question rewritten here when there is history."""
+        return hits if isinstance(hits, Retrieval) else Retrieval(self.rewrite(question, history), tuple(hits))
 
     def _shown(self, question: str, hits: Sequence[Hit], keep: Sequence[str] = ()) -> tuple[list[Hit], list[Hit]]:
         """(the hits the model is shown, as they are; the same as the prompt shows them, condensed)."""
@@ -367,7 +360,7 @@ class GenerativeAnswerer:
         return [AIMessage(content=t) if role == "assistant" else HumanMessage(content=t) for role, t in messages]
 
     # -- answering --------------------------------------------------------------------------------------------
-    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+    def answer(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         state = self._prepare(question, hits, history)
         if isinstance(state, Answer):
             return state
@@ -375,7 +368,8 @@ class GenerativeAnswerer:
         hop = None if state["hopped"] or not _model_abstained(ans) else self._second_hop(state)
         return ans if hop is None else self._finish(hop, self._invoke(hop))
 
-    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+    def stream(self, question: str, hits: Retrieval | Sequence[Hit],
+               history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the model's text piece by piece as it is generated, then the final Answer (last)."""
         state = self._prepare(question, hits, history)
         if isinstance(state, Answer):
@@ -462,14 +456,16 @@ class GenerativeAnswerer:
         return {**state, "messages": messages, "hits": shown, "view": view, "common": common, "timings": timings,
                 "judged": (*state.get("judged", ()), note), "hop_query": query, "hopped": True}
 
-    def _prepare(self, question: str, hits: Sequence[Hit], history: Sequence[Turn]) -> Answer | dict[str, Any]:
+    def _prepare(self, question: str, hits: Retrieval | Sequence[Hit],
+                 history: Sequence[Turn]) -> Answer | dict[str, Any]:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        standalone = self.rewrite(question, history)
-        if history:
+        got = self._retrieval(question, hits, history)
+        if history and not isinstance(hits, Retrieval):
             timings["rewrite"] = (time.perf_counter() - t0) * 1000
+        standalone, hits = got.query, got.hits
         t1 = time.perf_counter()
-        ext = self.extractive.answer(standalone, hits, ())
+        ext = self.extractive.answer(standalone, got, ())
         timings["relevance"] = (time.perf_counter() - t1) * 1000
         common = {
             "question": question,

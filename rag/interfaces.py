@@ -8,7 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rag.types import Answer, Chunk, Hit, Turn
+from rag.types import Answer, Chunk, Hit, Retrieval, Turn
 
 
 @runtime_checkable
@@ -44,6 +44,10 @@ class VectorStore(Protocol):
 class Retriever(Protocol):
     def retrieve(self, query: str, k: int, source: str | None = None) -> list[Hit]: ...
 
+    def search(self, query: str, k: int, source: str | None = None) -> Retrieval:
+        """``retrieve`` as the record an answerer gets: the query, its embedding (or None) and the hits."""
+        ...
+
 
 @runtime_checkable
 class Rewriter(Protocol):
@@ -54,11 +58,16 @@ class Rewriter(Protocol):
 
 @runtime_checkable
 class Answerer(Protocol):
+    """Answers ``question`` from what retrieval found. The Asker passes a :class:`~rag.types.Retrieval` (the
+    standalone query, already rewritten, and its vector): the answerer neither rewrites nor embeds it again.
+    Plain hits are accepted too (tests, calibration tools); the answerer then completes a follow-up itself."""
+
     name: str
 
-    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer: ...
+    def answer(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> Answer: ...
 
-    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+    def stream(self, question: str, hits: Retrieval | Sequence[Hit],
+               history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Yield the answer text as it is produced, then the final Answer."""
         ...
 

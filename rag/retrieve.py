@@ -17,7 +17,7 @@ import numpy as np
 
 from rag.errors import ConfigError
 from rag.interfaces import Embedder
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Hit, Retrieval
 
 FUSIONS = ("convex", "rrf")
 # Chosen on HotpotQA-100 (the bench's quality set; no held-out split, see README), top-5 / top-10 retrieved, recall@5 /
@@ -182,12 +182,16 @@ class HybridRetriever:
 
     def retrieve(self, query: str, k: int, source: str | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``query`` (optionally only from ``source``), ranks 1..k."""
+        return list(self.search(query, k, source).hits)
+
+    def search(self, query: str, k: int, source: str | None = None) -> Retrieval:
+        """``retrieve`` as the record the answerer gets: the query, its embedding and the hits."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ConfigError(f"k must be an integer >= 1, got {k!r}")
         timings: dict[str, float] = {}
         self.last_timings = timings
         if not query.strip():
-            return []
+            return Retrieval(query)
         n_cand = max(k, self.candidates if self.candidates is not None else max(4 * k, 20))
         with _timed(timings, "embed"):
             qvec = np.asarray(self.embedder.embed([query]), dtype=np.float32).reshape(-1)
@@ -209,7 +213,7 @@ class HybridRetriever:
             with _timed(timings, "mmr"):
                 order = mmr(qvec, np.stack([known.vecs[i] for i in pool]), k, lambda_=self.mmr_lambda)
                 pool = [pool[j] for j in order]
-        return [
+        hits = tuple(
             Hit(
                 chunk=known.chunks[i],
                 score=float(fused[i]),
@@ -218,7 +222,8 @@ class HybridRetriever:
                 rank=r,
             )
             for r, i in enumerate(pool, start=1)
-        ]
+        )
+        return Retrieval(query, hits, qvec)
 
     def _fuse(self, dense: list[tuple[Chunk, float]], bm25_scores: dict[str, float]) -> dict[str, float]:
         """The first round: id -> fused score, best first (cosine order without BM25)."""

@@ -87,6 +87,22 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Retrieval:
+    """What the retrieve stage hands the answerer: the standalone ``query`` it searched with (the question, or
+    the rewrite of a follow-up), that query's embedding ``vector`` (None when it was not embedded) and the
+    ``hits``, best first. An answerer answers ``query`` and does not rewrite or embed it again."""
+
+    query: str
+    hits: tuple[Hit, ...] = ()
+    vector: Any = field(default=None, compare=False, repr=False)  # a numpy array of the embedder's dimension
+
+    @classmethod
+    def of(cls, query: str, hits: Any) -> Retrieval:
+        """``hits`` as a Retrieval for ``query``: a Retrieval is kept as it is, a sequence of hits is wrapped."""
+        return hits if isinstance(hits, Retrieval) else cls(query, tuple(hits))
+
+
+@dataclass(frozen=True)
 class Citation:
     """An inline marker ``[n]`` resolved to an exact span of a source document."""
 

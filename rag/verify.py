@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rag.errors import BackendError
-from rag.types import ABSTAIN_TEXT, Answer, Hit, Turn
+from rag.types import ABSTAIN_TEXT, Answer, Hit, Retrieval, Turn
 
 JUDGE_PASSAGES = 2  # the passages judged: the answer's evidence first, then the best hits
 VERIFY_N_CTX = 1024  # the verifier's own llama.cpp context (rag.llm.load_local_llama): instructions + evidence
@@ -174,18 +174,19 @@ class VerifiedAnswerer:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+    def answer(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         ans = self.inner.answer(question, hits, history)
-        if ans.abstained or not hits:
+        if ans.abstained or not ans.hits:
             return ans
         asked = ans.standalone_question or question
-        j = judge_answer(self.verifier, asked, hits, ans)
+        j = judge_answer(self.verifier, asked, ans.hits, ans)
         if j.p_yes < self.threshold:
             return abstain_judged(ans, j, self.threshold)
         return replace(ans, timings={**ans.timings, "verify": j.ms},
                        notes=(*ans.notes, NOTE_JUDGED_YES.format(p=j.p_yes)))
 
-    def stream(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+    def stream(self, question: str, hits: Retrieval | Sequence[Hit],
+               history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         ans = self.answer(question, hits, history)
         yield ans.answer
         yield ans

@@ -126,7 +126,6 @@ def test_a_follow_up_is_rewritten_into_a_standalone_question(
     assert "halvorsen" in low, "the subject of the conversation is filled in"
     assert "winter" in low and "scientist" in low, "the follow-up's own question is kept"
     assert out.rstrip().endswith("?") and "\n" not in out
-    assert local.rewrite(follow_up, history) == out, "remembered"
 
     # through the pipeline: ask() with a conversation is rewritten by the model, retrieved, answered and cited
     from ingest.compose import Citeqa

@@ -28,7 +28,7 @@ from rag.generative import (
     truncate_reply,
 )
 from rag.rewrite import clean_rewrite, rewrite_prompt, rewrite_question
-from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, Hit, Turn
+from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, Hit, Retrieval, Turn
 
 DOC = (
     "Halvorsen Station is a research base on the Brannfjell glacier. It was opened in 1961 by the Norwegian "
@@ -92,8 +92,9 @@ class StubExtractive:
         self.min_relevance = min_relevance
         self.calls: list[str] = []
 
-    def answer(self, question: str, hits: Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+    def answer(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         self.calls.append(question)
+        hits = Retrieval.of(question, hits).hits
         if not hits or max((h.dense_score or 0.0) for h in hits) < self.min_relevance:
             return Answer(question, ABSTAIN_TEXT, None, True, hits=tuple(hits))
         c = hits[0].chunk
@@ -418,18 +419,54 @@ def test_backend_failure_becomes_backend_error() -> None:
 HISTORY = (Turn("How many troops did China send?", "China sent 2,000 troops in 2015 [1]."),)
 
 
-def test_follow_up_is_rewritten_and_remembered() -> None:
+def test_a_follow_up_is_rewritten_once() -> None:
     rewriter = fake("Standalone question: How many troops did China send in 2018?")
     model = fake("It sent 3,000 [1].")
     ext = StubExtractive()
     a = answerer(model, rewrite_model=rewriter, extractive=ext)
-    assert a.rewrite("and in 2018?", HISTORY) == "How many troops did China send in 2018?"
-    ans = a.answer("and in 2018?", make_hits(), HISTORY)  # the pipeline rewrote first: no second rewrite call
+    standalone = a.rewrite("and in 2018?", HISTORY)
+    assert standalone == "How many troops did China send in 2018?"
+    # the Asker rewrote and retrieved: the answer gets the rewrite in its Retrieval and does not ask again
+    ans = a.answer("and in 2018?", Retrieval(standalone, tuple(make_hits())), HISTORY)
     assert len(rewriter.prompts) == 1
     assert ans.question == "and in 2018?" and ans.standalone_question == "How many troops did China send in 2018?"
     assert "Question: How many troops did China send in 2018?" in model.prompts[0]
     assert ext.calls == ["How many troops did China send in 2018?"]
-    assert "rewrite" in ans.timings
+
+
+def test_plain_hits_with_history_are_rewritten_by_the_answerer() -> None:
+    rewriter = fake("Standalone question: How many troops did China send in 2018?")
+    a = answerer(fake("It sent 3,000 [1]."), rewrite_model=rewriter, extractive=StubExtractive())
+    ans = a.answer("and in 2018?", make_hits(), HISTORY)
+    assert len(rewriter.prompts) == 1 and "rewrite" in ans.timings
+    assert ans.standalone_question == "How many troops did China send in 2018?"
+
+
+def test_the_asker_rewrites_a_follow_up_once_and_hands_the_answerer_its_retrieval() -> None:
+    from rag.asker import Asker
+
+    rewriter = fake(*["Standalone question: How many troops did China send in 2018?"] * 2)
+    model = fake(*["It sent 3,000 [1]."] * 2)
+    ext = StubExtractive()
+    a = answerer(model, rewrite_model=rewriter, extractive=ext)
+    searched: list[str] = []
+
+    class Search:
+        def retrieve(self, query: str, k: int, source: str | None = None) -> list[Hit]:
+            return list(self.search(query, k, source).hits)
+
+        def search(self, query: str, k: int, source: str | None = None) -> Retrieval:
+            searched.append(query)
+            return Retrieval(query, tuple(make_hits()), np.ones(4, dtype=np.float32))
+
+    asker = Asker(a, Search(), a, k=3)
+    for ans in (asker.ask("and in 2018?", history=HISTORY),
+                list(asker.stream("and in 2018?", history=HISTORY))[-1]):
+        assert ans.standalone_question == "How many troops did China send in 2018?"
+        assert "rewrite" in ans.timings and "retrieve" in ans.timings and "total" in ans.timings
+    assert len(rewriter.prompts) == 2, "one rewrite per question: ask once, stream once"
+    assert searched == ["How many troops did China send in 2018?"] * 2
+    assert ext.calls == ["How many troops did China send in 2018?"] * 2
 
 
 def test_rewrite_prompt_carries_the_conversation() -> None:
