@@ -170,6 +170,12 @@ class Settings(BaseSettings):
         default_factory=dict, description="named answer backends a UI session may pick: name=spec;name=spec"
     )
     backends_file: Path | None = Field(None, description="a JSON or TOML file of named answer backends")
+    # The HTTP APIs of `citeqa serve` (/v1, /api; ui/keys.py reads the entries): KEY or KEY=coll,coll
+    api_keys: SecretStr | None = Field(
+        None, description="bearer keys for /v1 and /api: KEY;KEY=collection,collection (unset = none)"
+    )
+    api_keys_file: Path | None = Field(None, description="a file of API keys, one KEY or KEY=coll,coll a line")
+    api_max_body_kb: int = Field(1024, description="JSON request bodies of the HTTP APIs larger than this are refused")
 
     @field_validator("verify")
     @classmethod
@@ -237,6 +243,13 @@ class Settings(BaseSettings):
             return None
         return v
 
+    @field_validator("api_keys_file", mode="before")
+    @classmethod
+    def _api_keys_file(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        return Path(str(v).strip()).expanduser() if isinstance(v, str) else v
+
     @field_validator("cache_dir", mode="before")
     @classmethod
     def _cache_dir(cls, v: Any) -> Any:
@@ -252,7 +265,7 @@ class Settings(BaseSettings):
             return OLLAMA_DEFAULT if info.field_name == "ollama_host" else OPENAI_DEFAULT
         return v
 
-    @field_validator("openai_api_key", "auth", mode="before")
+    @field_validator("openai_api_key", "auth", "api_keys", mode="before")
     @classmethod
     def _secret(cls, v: Any) -> Any:
         return None if v == "" else v  # OPENAI_API_KEY="" is unset
@@ -291,7 +304,7 @@ class Settings(BaseSettings):
             raise ValueError("must be between 1 and 100")
         return v
 
-    @field_validator("max_file_mb", "llm_timeout", "max_text_chars", "max_ingest_seconds")
+    @field_validator("max_file_mb", "llm_timeout", "max_text_chars", "max_ingest_seconds", "api_max_body_kb")
     @classmethod
     def _positive(cls, v: float) -> float:
         if v <= 0:
@@ -396,7 +409,7 @@ def load_settings(**overrides: Any) -> Settings:
     return s
 
 
-SECRETS = ("openai_api_key", "auth")  # SecretStr: masked in reprs and dumps (report.json), never in messages
+SECRETS = ("openai_api_key", "auth", "api_keys")  # SecretStr: masked in reprs and dumps, never in messages
 
 
 def env_name(name: str) -> str:
