@@ -31,6 +31,7 @@ import gradio as gr
 from rag.errors import CiteqaError, ConfigError
 from rag.settings import Settings
 from ui import library, render
+from ui.api import api_middleware
 from ui.chat import ChatUI
 from ui.engine import Engine, ui_message, validated
 from ui.evaluate import build_eval_tab
@@ -63,9 +64,10 @@ def launch_options() -> dict[str, Any]:
     }
 
 
-def build_app(settings: Settings, *, factory: Any = None) -> gr.Blocks:
-    """The whole UI over ``settings``. ``factory`` builds a Citeqa from Settings (default: ingest.compose.Citeqa)."""
-    engine = Engine(settings, factory)
+def build_app(settings: Settings, *, factory: Any = None, engine: Engine | None = None) -> gr.Blocks:
+    """The whole UI over ``settings``. ``factory`` builds a Citeqa from Settings (default: ingest.compose.Citeqa);
+    ``engine``: one to share (with the HTTP APIs)."""
+    engine = engine or Engine(settings, factory)
     ui = ChatUI(engine)
     lib = library.LibraryUI(engine, ui)
     start = Session(collection=settings.collection, k=settings.k, hybrid=settings.hybrid,
@@ -295,6 +297,15 @@ def guard_middleware(settings: Settings, host: str, credentials: tuple[str, str]
                       throttle=LoginThrottle() if credentials else None)
 
 
+def api_keys(settings: Settings, host: str, credentials: tuple[str, str] | None) -> Any:
+    """Who may call /v1 and /api: the keys of the settings; without any, everyone only on a loopback bind
+    without --auth (ui/keys.py)."""
+    from ui.keys import KeyRing, load_keys
+
+    secret = settings.api_keys.get_secret_value() if settings.api_keys else None
+    return KeyRing(load_keys(secret, settings.api_keys_file), open_access=is_loopback(host) and credentials is None)
+
+
 def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
           *, factory: Any = None) -> tuple[gr.Blocks, str]:
     """Build and launch without blocking; returns the app and its address (used by `serve` and the tests)."""
@@ -302,7 +313,8 @@ def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     warning = exposure_warning(host, credentials)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    app = build_app(settings, factory=factory)
+    engine = Engine(settings, factory)
+    app = build_app(settings, engine=engine)
     app.queue(default_concurrency_limit=4)
     app.launch(
         server_name=host,
@@ -313,7 +325,8 @@ def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         quiet=True,
         max_file_size=f"{int(settings.max_file_mb * 4) + 1}mb",
         allowed_paths=[str(settings.data_dir / "eval-runs")],
-        app_kwargs={"middleware": [guard_middleware(settings, host, credentials)]},
+        app_kwargs={"middleware": [guard_middleware(settings, host, credentials),
+                                   api_middleware(settings, engine, api_keys(settings, host, credentials))]},
         **launch_options(),
     )
     shown = f"[{host}]" if ":" in host else host
@@ -332,6 +345,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     print(f"citeqa: answer backends sessions may pick: {', '.join(settings.offered_backends)}", flush=True)
     if auth:
         print("citeqa: login required (--auth)", flush=True)
+    print(f"citeqa: OpenAI-compatible API at {url}v1, REST API at {url}api, docs at {url}docs", flush=True)
     try:
         app.block_thread()
     finally:
