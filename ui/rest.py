@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from rag.errors import CiteqaError
 from rag.types import Turn
 from ui import uploads
-from ui.api import FORBIDDEN, Api, ApiError, api_of, caller, from_citeqa
+from ui.api_context import FORBIDDEN, Api, ApiError, api_of, caller, from_citeqa
 from ui.keys import ApiKey
 from ui.openai_shapes import AskRequest, EvalRequest
 

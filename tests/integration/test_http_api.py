@@ -37,6 +37,7 @@ BETA = {"secret.txt": "The vault code of the beta project is 4417, known only to
 class Server:
     url: str
     docs: Path
+    data: Path
 
     def client(self, key: str = FULL) -> Any:
         from openai import OpenAI
@@ -78,7 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[
     app, url = start(s, "127.0.0.1", free_port(),
                      factory=lambda settings, **kw: Citeqa(settings, **{"embedder": embedder, **kw}))
     try:
-        yield Server(url, docs)
+        yield Server(url, docs, s.data_dir)
     finally:
         app.close()
 
@@ -259,6 +260,26 @@ def test_unknown_api_paths_are_error_objects_and_the_ui_is_still_there(server: S
     assert httpx.get(f"{server.url}config", timeout=60).status_code == 200
 
 
+def test_openapi_docs_and_eval_suites(server: Server) -> None:
+    assert httpx.get(f"{server.url}docs", timeout=60).status_code == 200
+    paths = httpx.get(f"{server.url}openapi.json", timeout=60).json()["paths"]
+    assert {"/v1/chat/completions", "/v1/models", "/api/ask", "/api/eval"} <= set(paths)
+    suites = server.get("api/eval/suites").json()
+    assert "collection:alpha" in suites["docs"]
+    assert "collection:beta" not in server.get("api/eval/suites", key=ALPHA_ONLY).json()["docs"]
+    r = server.post("api/eval", {"suite": "shipped:nope", "docs": "collection:alpha"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "suite", r.text
+    r = server.post("api/eval", {"suite": "shipped:nope", "docs": "collection:beta"}, key=ALPHA_ONLY)
+    assert r.status_code == 403
+    (server.data / "feedback").mkdir(parents=True, exist_ok=True)
+    case = {"id": "f1", "question": QUESTION, "answers": ["7:45"], "sources": ["ferry.txt"], "answerable": True}
+    (server.data / "feedback" / "alpha.jsonl").write_text(json.dumps(case) + "\n", encoding="utf-8")
+    r = server.post("api/eval", {"suite": "feedback:alpha", "docs": "collection:alpha", "limit": 1})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["cases"] == 1 and out["metrics"] and Path(out["report_dir"], "report.json").is_file(), out
+
+
 # -------------------------------------------------------------------------------------------------- REST
 def test_rest_ask_is_the_ask_json_object(server: Server) -> None:
     r = server.post("api/ask", {"question": QUESTION, "k": 3})
@@ -303,14 +324,40 @@ def test_rest_collections_sources_ingest_forget(server: Server) -> None:
     assert r.status_code == 403
 
 
-def test_openapi_docs_and_eval_suites(server: Server) -> None:
-    assert httpx.get(f"{server.url}docs", timeout=60).status_code == 200
-    paths = httpx.get(f"{server.url}openapi.json", timeout=60).json()["paths"]
-    assert {"/v1/chat/completions", "/v1/models", "/api/ask", "/api/eval"} <= set(paths)
-    suites = server.get("api/eval/suites").json()
-    assert "collection:alpha" in suites["docs"]
-    assert "collection:beta" not in server.get("api/eval/suites", key=ALPHA_ONLY).json()["docs"]
-    r = server.post("api/eval", {"suite": "shipped:nope", "docs": "collection:alpha"})
-    assert r.status_code == 400 and r.json()["error"]["param"] == "suite", r.text
-    r = server.post("api/eval", {"suite": "shipped:nope", "docs": "collection:beta"}, key=ALPHA_ONLY)
-    assert r.status_code == 403
+# ------------------------------------------------------------------------------------ access without keys
+def test_without_keys_the_api_is_open_only_on_loopback_without_a_login(tmp_path: Path, embedder: Any) -> None:
+    from ui.app import start
+
+    s = load_settings(data_dir=tmp_path / "data", collection="alpha")
+    Citeqa(s, embedder=embedder).ingest([write(tmp_path / "docs", ALPHA)], progress=False)
+    factory = lambda settings, **kw: Citeqa(settings, **{"embedder": embedder, **kw})  # noqa: E731
+    app, url = start(s, "127.0.0.1", free_port(), factory=factory)
+    try:
+        assert httpx.get(f"{url}v1/models", timeout=60).json()["data"][0]["id"] == "citeqa/alpha"
+    finally:
+        app.close()
+    app, url = start(s, "127.0.0.1", free_port(), auth="user:secret-pw", factory=factory)
+    try:
+        r = httpx.post(f"{url}v1/chat/completions", json={"model": "citeqa/alpha", "messages": USER}, timeout=60)
+        assert r.status_code == 401 and "CITEQA_API_KEYS" in r.json()["error"]["message"], r.text
+        assert httpx.get(f"{url}api/collections", timeout=60).status_code == 401
+    finally:
+        app.close()
+
+
+def test_citeqa_serve_reads_its_keys_from_the_environment(tmp_path: Path) -> None:
+    from tests.conftest import stop_process
+    from tests.integration.test_security_server import env_for, serve
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"# the team's key\n{ALPHA_ONLY}=alpha\n", encoding="utf-8")
+    env = env_for(tmp_path / "data", CITEQA_API_KEYS=FULL, CITEQA_API_KEYS_FILE=str(keys), CITEQA_COLLECTION="alpha")
+    proc, url, _ = serve([], env, tmp_path / "serve.log")
+    try:
+        assert httpx.get(f"{url}v1/models", timeout=60).status_code == 401
+        for key in (FULL, ALPHA_ONLY):
+            r = httpx.get(f"{url}v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            assert r.status_code == 200 and [m["id"] for m in r.json()["data"]] == ["citeqa/alpha"], r.text
+    finally:
+        stop_process(proc)
+    assert "OpenAI-compatible API at" in (tmp_path / "serve.log").read_text()
