@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -91,7 +91,7 @@ def install_errors(app: FastAPI) -> None:
 def build_api(engine: Engine, keys: KeyRing) -> FastAPI:
     from ui.rest import router
 
-    app = FastAPI(title="citeqa", version="1", docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+    app = FastAPI(title="citeqa", version="1", docs_url=None, redoc_url=None, openapi_url="/openapi.json",
                   description="Answers from your documents with exact citations: an OpenAI-compatible chat endpoint "
                   "(/v1) and citeqa's REST API (/api). Send `Authorization: Bearer KEY`.")
     app.state.api = Api(engine, keys, anyio.CapacityLimiter(ASKS_AT_ONCE))
@@ -99,6 +99,13 @@ def build_api(engine: Engine, keys: KeyRing) -> FastAPI:
     app.get("/v1/models", tags=["openai"])(list_models)
     app.post("/v1/chat/completions", tags=["openai"], response_model=None)(chat_completions)
     app.include_router(router, dependencies=[Depends(caller)])
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:  # offline, unlike FastAPI's Swagger page (ui/api_docs.py)
+        from ui.api_docs import docs_page
+
+        return HTMLResponse(docs_page(app.openapi(), str(request.base_url)))
+
     return app
 
 
@@ -159,9 +166,17 @@ async def _sse(api: Api, name: str, model: str, question: str, history: list[Tur
         log.exception("streaming an answer failed")
         yield _event(shapes.error_body(f"unexpected {type(err).__name__} (details are in the server log)",
                                        "server_error"))
-    finally:
-        await anyio.to_thread.run_sync(parts.close)
+    finally:  # also when the client went away: the stream's read lock is released
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_close, parts)
     yield b"data: [DONE]\n\n"
+
+
+def _close(parts: Generator[Any, None, None]) -> None:
+    try:
+        parts.close()
+    except ValueError:  # still running in the thread the client left: it ends and is collected with its lock
+        log.info("a stream was left while its answer was being made")
 
 
 def _tail(streamed: str, final: str) -> str:

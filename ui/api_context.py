@@ -3,7 +3,7 @@ translation of citeqa's errors, who the caller is (its key) and which collection
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +96,8 @@ class Api:
         with self.engine.lock(name).read():
             return qa.ask(question, k=k, history=history, source=source)
 
-    def stream(self, name: str, question: str, history: list[Turn], k: int | None) -> Iterator[str | Answer]:
+    def stream(self, name: str, question: str, history: list[Turn], k: int | None
+               ) -> Generator[str | Answer, None, None]:
         qa = self.qa(name)
         with self.engine.lock(name).read():  # released when the stream ends or is closed (client gone)
             yield from qa.stream(question, k=k, history=history)

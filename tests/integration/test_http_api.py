@@ -193,6 +193,10 @@ BAD = [  # (body, status, param, words in the message)
     ({"messages": USER}, 400, "model", "Field required"),
     ({"model": "citeqa/alpha", "messages": [{"role": "user", "content": ""}]}, 400, "messages", "no text"),
     ({"model": "citeqa/alpha", "messages": [{"role": "user", "content": "   "}]}, 400, "messages", "no text"),
+    ({"model": "citeqa/alpha", "messages": [{"role": "user", "content": ""}], "stream": True}, 400, "messages",
+     "no text"),
+    ({"model": "citeqa/alpha", "messages": [{"role": "user", "content": "?!"}], "stream": True}, 400, "messages",
+     "no words"),
     ({"model": "citeqa/alpha", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "messages", "last message"),
     ({"model": "citeqa/nope", "messages": USER}, 404, "model", "no collection 'nope'"),
     ({"model": "citeqa/../etc", "messages": USER}, 400, "model", "model"),
@@ -261,7 +265,9 @@ def test_unknown_api_paths_are_error_objects_and_the_ui_is_still_there(server: S
 
 
 def test_openapi_docs_and_eval_suites(server: Server) -> None:
-    assert httpx.get(f"{server.url}docs", timeout=60).status_code == 200
+    page = httpx.get(f"{server.url}docs", timeout=60)
+    assert page.status_code == 200 and "/v1/chat/completions" in page.text and "ChatRequest" in page.text
+    assert "http" not in page.text.replace(server.url, "").split("<body>")[0], "the page loads nothing from outside"
     paths = httpx.get(f"{server.url}openapi.json", timeout=60).json()["paths"]
     assert {"/v1/chat/completions", "/v1/models", "/api/ask", "/api/eval"} <= set(paths)
     suites = server.get("api/eval/suites").json()
@@ -361,3 +367,18 @@ def test_citeqa_serve_reads_its_keys_from_the_environment(tmp_path: Path) -> Non
     finally:
         stop_process(proc)
     assert "OpenAI-compatible API at" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_client_that_leaves_a_stream_leaves_no_lock_behind(server: Server) -> None:
+    """The stream holds the collection's read lock; a client that goes after the first chunk must not keep it,
+    or every later ingest and forget of the collection would wait for ever."""
+    body = {"model": "citeqa/alpha", "messages": USER, "stream": True}
+    for _ in range(3):
+        with httpx.stream("POST", f"{server.url}v1/chat/completions", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {FULL}"}) as r:
+            assert r.status_code == 200
+            next(r.iter_lines())
+    r = httpx.request("DELETE", f"{server.url}api/collections/alpha/documents", params={"source": "/nowhere.txt"},
+                      headers={"Authorization": f"Bearer {FULL}"}, timeout=60)  # takes the write lock
+    assert r.status_code in (400, 404), r.text
+    assert "error" in r.json()
