@@ -301,6 +301,16 @@ class ChromaStore:
         return [i for res in self._pages(5000, [], {"source": source}) for i in res["ids"]]
 
 
+def citeqa_collections(client: ClientAPI) -> list[str]:
+    """The collections of a Chroma client (a `chroma run` server) that citeqa built: an embedding family is
+    recorded in their metadata (others belong to other programs)."""
+    try:
+        cols = client.list_collections()
+    except Exception as exc:
+        raise StoreError(f"cannot list the Chroma server's collections ({_root_reason(exc)})") from exc
+    return sorted(c.name for c in cols if FAMILY_KEY in (c.metadata or {}))
+
+
 def drop_collection(client: ClientAPI, name: str) -> None:
     """Delete a collection and its vectors; NotFoundError when there is none of that name."""
     from chromadb.errors import NotFoundError as ChromaNotFound

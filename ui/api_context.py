@@ -65,7 +65,14 @@ class Api:
         return self.engine.settings
 
     def collections(self, key: ApiKey) -> list[str]:
-        return [c for c in self.engine.collections() if key.allows(c)]
+        """The collections a key may use: those of the data directory, and in Chroma server mode the server's."""
+        names = set(self.engine.collections())
+        if self.settings.chroma:
+            from rag.store import citeqa_collections
+
+            client = self.engine.qa().collection.client
+            names.update(n for n in citeqa_collections(client) if not EVAL_COLLECTION.match(n))
+        return sorted(c for c in names if key.allows(c))
 
     def collection(self, name: str | None, key: ApiKey, *, param: str = "collection", create: bool = False) -> str:
         """The collection a request names (the server's own when None), checked against the key first, so a
@@ -77,14 +84,13 @@ class Api:
             name = validated(self.settings, collection=name).collection
         except ConfigError as err:
             raise ApiError(400, f"{param}: {err.why or err}", param=param) from None
-        if create and not self.engine.exists(name):
-            if EVAL_COLLECTION.match(name):
-                raise ApiError(400, f"{param}: names like eval-0123456789ab are kept for evaluation runs",
-                               param=param)
-            self.engine.settings_for(name).collection_dir.mkdir(parents=True, exist_ok=True)
-        if name not in self.engine.collections():
+        if create and not self.engine.exists(name) and EVAL_COLLECTION.match(name):
+            raise ApiError(400, f"{param}: names like eval-0123456789ab are kept for evaluation runs", param=param)
+        if not create and name not in self.collections(key):
             raise ApiError(404, f"there is no collection '{name}': GET /v1/models or /api/collections lists them",
                            param=param, code="model_not_found" if param == "model" else "not_found")
+        if not self.engine.exists(name):  # a new one (an upload), or one only the Chroma server holds so far
+            self.engine.settings_for(name).collection_dir.mkdir(parents=True, exist_ok=True)
         return name
 
     def qa(self, name: str) -> Any:

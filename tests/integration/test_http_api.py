@@ -382,3 +382,25 @@ def test_a_client_that_leaves_a_stream_leaves_no_lock_behind(server: Server) -> 
                       headers={"Authorization": f"Bearer {FULL}"}, timeout=60)  # takes the write lock
     assert r.status_code in (400, 404), r.text
     assert "error" in r.json()
+
+
+def test_in_chroma_server_mode_the_servers_collections_are_models(tmp_path: Path, embedder: Any) -> None:
+    """A collection another data directory built on the same `chroma run` server is listed and answers."""
+    from tests.integration.chroma_server import chroma_server
+    from ui.app import start
+
+    with chroma_server(tmp_path / "chroma") as hostport:
+        other = load_settings(data_dir=tmp_path / "A", collection="remote", chroma=hostport)
+        Citeqa(other, embedder=embedder).ingest([write(tmp_path / "docs", ALPHA)], progress=False)
+        s = load_settings(data_dir=tmp_path / "B", collection="local", chroma=hostport, api_keys=FULL)
+        Citeqa(s, embedder=embedder).ingest([write(tmp_path / "beta", BETA)], progress=False)
+        app, url = start(s, "127.0.0.1", free_port(),
+                         factory=lambda settings, **kw: Citeqa(settings, **{"embedder": embedder, **kw}))
+        try:
+            srv = Server(url, tmp_path / "docs", s.data_dir)
+            assert sorted(m.id for m in srv.client().models.list()) == ["citeqa/local", "citeqa/remote"]
+            out = srv.client().chat.completions.create(model="citeqa/remote", messages=USER)
+            assert "7:45" in out.choices[0].message.content
+            assert_exact_citations(out.model_extra["citations"])
+        finally:
+            app.close()
