@@ -35,6 +35,7 @@ from ui.api import api_middleware
 from ui.chat import ChatUI
 from ui.engine import Engine, ui_message, validated
 from ui.evaluate import build_eval_tab
+from ui.keys import KeyRing, load_keys
 from ui.session import Session
 
 log = logging.getLogger("citeqa.ui")
@@ -297,11 +298,9 @@ def guard_middleware(settings: Settings, host: str, credentials: tuple[str, str]
                       throttle=LoginThrottle() if credentials else None)
 
 
-def api_keys(settings: Settings, host: str, credentials: tuple[str, str] | None) -> Any:
+def api_keys(settings: Settings, host: str, credentials: tuple[str, str] | None) -> KeyRing:
     """Who may call /v1 and /api: the keys of the settings; without any, everyone only on a loopback bind
     without --auth (ui/keys.py)."""
-    from ui.keys import KeyRing, load_keys
-
     secret = settings.api_keys.get_secret_value() if settings.api_keys else None
     return KeyRing(load_keys(secret, settings.api_keys_file), open_access=is_loopback(host) and credentials is None)
 
@@ -313,6 +312,10 @@ def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     warning = exposure_warning(host, credentials)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    keys = api_keys(settings, host, credentials)  # bad keys stop the start here, in one line
+    if not keys.keys and not keys.open_access:
+        print("citeqa: the HTTP APIs (/v1, /api) answer no one on this server until it has keys: set "
+              "CITEQA_API_KEYS or CITEQA_API_KEYS_FILE", file=sys.stderr, flush=True)
     engine = Engine(settings, factory)
     app = build_app(settings, engine=engine)
     app.queue(default_concurrency_limit=4)
@@ -326,7 +329,7 @@ def start(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         max_file_size=f"{int(settings.max_file_mb * 4) + 1}mb",
         allowed_paths=[str(settings.data_dir / "eval-runs")],
         app_kwargs={"middleware": [guard_middleware(settings, host, credentials),
-                                   api_middleware(settings, engine, api_keys(settings, host, credentials))]},
+                                   api_middleware(settings, engine, keys)]},
         **launch_options(),
     )
     shown = f"[{host}]" if ":" in host else host

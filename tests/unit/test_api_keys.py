@@ -84,3 +84,11 @@ def test_error_params_name_the_field() -> None:
     assert _param(("body", "messages", 2, "content", "list[ContentPart]", 0, "type")) == "messages[2].content"
     assert _param(("body", "stream")) == "stream"
     assert _param(("body",)) is None
+
+
+def test_bad_keys_stop_the_server_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ui.app
+
+    monkeypatch.setattr(ui.app, "build_app", lambda *a, **kw: pytest.fail("built the app despite bad keys"))
+    with pytest.raises(ConfigError, match="CITEQA_API_KEYS"):
+        ui.app.start(load_settings(api_keys="too-short"), "127.0.0.1", 0)
