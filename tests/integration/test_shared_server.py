@@ -274,7 +274,9 @@ def test_api_callers_get_one_answer_at_a_time(docs, factory) -> None:
     busy = [e for e in errors if "you already have an answer running" in e[0]]
     timed_out = [e for e in errors if "did not answer in time" in e[0]]
     assert len(busy) == 2 and len(timed_out) == 1, errors
-    assert timed_out[0][1] <= timeout + 2.5, timed_out
+    # the deadline fired (the dead backend would otherwise hold the answer until the client gives up at 60 s);
+    # not a speed check: a loaded 2-core machine took 6.5-11 s here for the 4 s deadline
+    assert timed_out[0][1] < 40, timed_out
 
 
 # -- 7. asking never creates a collection ------------------------------------------------------------------------------
