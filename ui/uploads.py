@@ -17,7 +17,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+from ingest.loaders.common import SUPPORTED_SUFFIXES
+
+SUFFIXES = SUPPORTED_SUFFIXES  # what the loaders read: one list
 MAX_NAME = 120
 _UNSAFE = re.compile(r"[^\w.\- ()+,=@]+", re.UNICODE)
 BACKUP_PREFIX = ".replaced-"  # an earlier file of the same name, moved aside until the new one is ingested

@@ -7,8 +7,11 @@ import time
 from dataclasses import dataclass
 
 from rag.errors import FileError
+from rag.types import PageSpan
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+SUPPORTED_SUFFIXES = (
+    ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".epub", ".eml",
+)
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
 _MIME = {
@@ -19,6 +22,11 @@ _MIME = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+    ".epub": "application/epub+zip",
+    ".eml": "message/rfc822",
 }
 
 
@@ -90,3 +98,14 @@ def _over_limit(size: int | None, max_bytes: int) -> str:
     what = "over" if size is None else f"{_fmt_size(size)}, over"
     return f"file is {what} the {_fmt_size(max_bytes)} limit; raise --max-file-mb"
 
+
+
+def join_pages(texts: list[str]) -> tuple[str, tuple[PageSpan, ...]]:
+    """Page texts (1-based in order) -> the document text, joined by a blank line, and each page's span; an empty
+    page keeps an empty span so page numbers and offsets stay exact."""
+    spans: list[PageSpan] = []
+    pos = 0
+    for i, t in enumerate(texts, start=1):
+        spans.append(PageSpan(i, pos, pos + len(t)))
+        pos += len(t) + 2
+    return "\n\n".join(texts), tuple(spans)

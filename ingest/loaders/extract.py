@@ -10,11 +10,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ingest.loaders.common import _MIME, HTML_SUFFIXES, NO_LIMITS, TEXT_SUFFIXES, Limits, _describe, text_chars
+from ingest.loaders.common import (
+    _MIME,
+    HTML_SUFFIXES,
+    NO_LIMITS,
+    TEXT_SUFFIXES,
+    Limits,
+    _describe,
+    text_chars,
+    unsupported_reason,
+)
 from ingest.loaders.docx import _load_docx
+from ingest.loaders.eml import _load_eml
+from ingest.loaders.epub import _load_epub
 from ingest.loaders.files import check_file, read_file
 from ingest.loaders.html import _load_html
 from ingest.loaders.pdf import _load_pdf
+from ingest.loaders.pptx import _load_pptx
+from ingest.loaders.sheets import _load_csv, _load_xlsx
 from ingest.loaders.text import _load_text
 from rag.errors import FileError
 from rag.types import Document, PageSpan
@@ -50,7 +63,9 @@ def _extract_text(raw: bytes, name: str, suffix: str, max_bytes: int,
             return _load_html(raw, name), ()
         if suffix == ".pdf":
             return _load_pdf(raw, name, limits)
-        return _load_docx(raw, name, max_bytes, limits), ()
+        if suffix == ".docx":
+            return _load_docx(raw, name, max_bytes, limits), ()
+        return _load_other(raw, name, suffix, max_bytes, limits)
     except FileError:
         raise
     except MemoryError:
@@ -59,6 +74,22 @@ def _extract_text(raw: bytes, name: str, suffix: str, max_bytes: int,
         raise FileError(name, "nested too deeply to parse: simplify or convert it first") from None
     except Exception as exc:  # a parser bug or an input no branch above foresaw: still one line, no traceback
         raise FileError(name, f"cannot extract text ({_describe(exc)})") from None
+
+
+def _load_other(raw: bytes, name: str, suffix: str, max_bytes: int,
+                limits: Limits) -> tuple[str, tuple[PageSpan, ...]]:
+    """The formats added after the first five (issue 17)."""
+    if suffix == ".pptx":
+        return _load_pptx(raw, name, max_bytes, limits)
+    if suffix == ".xlsx":
+        return _load_xlsx(raw, name, max_bytes, limits)
+    if suffix == ".epub":
+        return _load_epub(raw, name, max_bytes, limits)
+    if suffix == ".csv":
+        return _load_csv(raw, name, limits), ()
+    if suffix == ".eml":
+        return _load_eml(raw, name, limits), ()
+    raise FileError(name, unsupported_reason(suffix))
 
 
 def document_from_bytes(path: Path, raw: bytes, digest: str, max_bytes: int = 200 * 2**20, *,

@@ -506,7 +506,9 @@ def test_mixed_folder_end_to_end(tmp_path: Path) -> None:
 
 
 def test_supported_suffixes() -> None:
-    assert SUPPORTED_SUFFIXES == (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+    assert SUPPORTED_SUFFIXES == (
+        ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".epub", ".eml",
+    )
 
 
 def test_content_hash_matches_streamed_hash(tmp_path: Path) -> None:
