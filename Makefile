@@ -19,7 +19,7 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 CITEQA_CACHE ?= $(or $(CITEQA_CACHE_DIR),$(HOME)/.cache/citeqa)
 LLAMA_WHEELS := $(CITEQA_CACHE)/wheels/llama-cpp-python-$(LLAMA_CPP_VERSION)-portable-avx2
 
-.PHONY: install install-demo llama-wheel demo test lint unit bench bench-quick browser clean
+.PHONY: install install-demo llama-wheel demo test lint unit bench bench-quick browser ocr clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -62,10 +62,16 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's Tesseract and its English data for OCR (scanned PDFs, images); its models come with the package.
+ocr:
+	@command -v tesseract >/dev/null 2>&1 && [ -n "$$(tesseract --list-langs 2>/dev/null | grep -x eng)" ] || { \
+	  echo "installing Debian's tesseract-ocr for OCR"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null; }
+
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: install browser lint
+test: install browser ocr lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 unit: install

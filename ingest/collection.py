@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ingest.loaders.ocr import OcrOptions
 from ingest.manifest import Manifest
 from ingest.runner import Ingestor, IngestReport
 from ingest.texts import TextStore
@@ -108,6 +109,7 @@ class Collection:
             max_bytes=int(s.max_file_mb * 2**20),
             max_text_chars=s.max_text_chars,
             max_seconds=s.max_ingest_seconds,
+            ocr=OcrOptions(enabled=s.ocr, max_pages=s.ocr_max_pages),
         )
 
     def lock(self, timeout: float = 0) -> Any:
@@ -139,11 +141,22 @@ class Collection:
         with Progress(TextColumn("[bold]ingest[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       TextColumn("{task.description}", style="dim"), transient=True) as bar:
             task = bar.add_task("", total=None)
+            pages = None  # a second bar while a file's pages are read by OCR
 
             def on_progress(done: int, total: int, name: str) -> None:
                 bar.update(task, completed=done, total=total, description=Path(name).name if name else "")
 
-            return self.ingestor.ingest(paths, prune=prune, progress=on_progress, commit_lock=commit_lock)
+            def on_page(done: int, total: int, name: str) -> None:
+                nonlocal pages
+                if pages is None:
+                    pages = bar.add_task("", total=total)
+                bar.update(pages, completed=done, total=total, description=f"OCR {Path(name).name}")
+                if done >= total:
+                    bar.remove_task(pages)
+                    pages = None
+
+            return self.ingestor.ingest(paths, prune=prune, progress=on_progress, commit_lock=commit_lock,
+                                        page_progress=on_page)
 
     def forget(self, path: str | Path) -> int:
         source = str(Path(path).expanduser().resolve())

@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ingest.chunking import chunk_document, chunk_stream
@@ -49,6 +49,7 @@ from ingest.loaders import (
     scan_text_file,
     text_chars,
 )
+from ingest.loaders.ocr import OcrOptions, PageProgress
 from ingest.manifest import FileEntry, Manifest
 from ingest.texts import TextStore
 from rag.defaults import CHUNK_OVERLAP, CHUNK_SIZE
@@ -183,6 +184,7 @@ class Ingestor:
         window_bytes: int = STREAM_WINDOW,
         max_text_chars: int | None = None,
         max_seconds: float | None = None,
+        ocr: OcrOptions | None = None,
     ) -> None:
         self.embedder = embedder
         self.store = store
@@ -195,6 +197,8 @@ class Ingestor:
         self.window_bytes = window_bytes  # .txt/.md files bigger than this are streamed in windows of it
         self.max_text_chars = max_text_chars  # per file, see ingest.loaders.Limits
         self.max_seconds = max_seconds
+        self.ocr = ocr or OcrOptions()  # images and scanned PDF pages (issue 17)
+        self._page_progress: PageProgress | None = None  # while ingest() runs: who hears of each OCR page
         self._lock: CommitLock = nullcontext  # while ingest() runs: the commit_lock it was given
 
     @property
@@ -276,19 +280,22 @@ class Ingestor:
         prune: bool = False,
         progress: ProgressFn | None = None,
         commit_lock: CommitLock | None = None,
+        page_progress: PageProgress | None = None,
     ) -> IngestReport:
         """Ingest ``paths``. ``commit_lock``: taken around each write to the store and the BM25 index (and only
-        then), so that readers holding its other side see either the state before a write or after it."""
+        then), so that readers holding its other side see either the state before a write or after it.
+        ``page_progress(done, total, file)``: called for each page read by OCR."""
         self._lock = commit_lock or nullcontext
+        self._page_progress = page_progress
         try:
             return self._ingest(paths, prune, progress)
         finally:
             self._lock = nullcontext
+            self._page_progress = None
 
     def _limits(self) -> Limits:
-        if self.max_text_chars is None and self.max_seconds is None:
-            return NO_LIMITS
-        return Limits.start(self.max_text_chars, self.max_seconds)
+        ocr = replace(self.ocr, on_page=self._page_progress) if self._page_progress else self.ocr
+        return Limits.start(self.max_text_chars, self.max_seconds, ocr)
 
     def _ingest(self, paths: Sequence[Path], prune: bool, progress: ProgressFn | None) -> IngestReport:
         t0 = time.perf_counter()

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         "not counted) are skipped (.txt/.md text is the file itself: max_file_mb bounds it)"
     )
     max_ingest_seconds: float = Field(900.0, description="a file whose ingest takes longer than this is skipped")
+    ocr: bool = Field(
+        True, description="read images and the scanned pages of PDFs by OCR (Tesseract: apt-get install tesseract-ocr "
+        "tesseract-ocr-eng)"
+    )
+    ocr_max_pages: int = Field(100, ge=1, description="a file with more pages to read by OCR than this is skipped")
     # Host headers `citeqa serve` answers besides loopback names and the address it binds (DNS rebinding)
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="extra Host names the server answers to: name,name (* = any)"

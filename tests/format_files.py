@@ -108,3 +108,62 @@ def make_zip_bomb(path: Path, member: str) -> Path:
         zf.writestr("[Content_Types].xml", "<Types/>")
         zf.writestr(member, b"\x00" * (20 * 2**20))
     return path
+
+
+def text_pdf(path: Path, pages: list[str], size: int = 12) -> Path:
+    """A PDF with a text layer (fpdf2, Helvetica)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=size)
+    for text in pages:
+        pdf.add_page()
+        if text:
+            pdf.multi_cell(0, size * 0.6, text)
+    pdf.output(str(path))
+    return path
+
+
+def render_pages(pdf_path: Path, dpi: int = 150) -> list:  # -> list[PIL.Image.Image]
+    """Each page of ``pdf_path`` as an image (pypdfium2), what a scanner would give."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(pdf_path))
+    try:
+        return [pdf[i].render(scale=dpi / 72).to_pil().convert("L") for i in range(len(pdf))]
+    finally:
+        pdf.close()
+
+
+def image_pdf(path: Path, images: list, text_pages: dict[int, str] | None = None) -> Path:
+    """A PDF whose pages are only pictures (no text layer), with a real text page at each index of
+    ``text_pages`` (a scan mixed with born-digital pages)."""
+    from fpdf import FPDF
+
+    text_pages = text_pages or {}
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    n = len(images) + len(text_pages)
+    it = iter(images)
+    for i in range(n):
+        pdf.add_page()
+        if i in text_pages:
+            pdf.multi_cell(0, 7, text_pages[i])
+        else:
+            pdf.image(next(it), x=0, y=0, w=210, h=297)
+    pdf.output(str(path))
+    return path
+
+
+def text_png(path: Path, text: str, size: int = 32) -> Path:
+    """A PNG of ``text`` (Pillow's own font, dark on white), line by line."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=size)
+    lines = text.split("\n")
+    img = Image.new("L", (60 + int(size * 0.62 * max(map(len, lines))), 60 + int(size * 1.5) * len(lines)), 255)
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((30, 30 + i * int(size * 1.5)), line, fill=0, font=font)
+    img.save(path)
+    return path

@@ -4,13 +4,15 @@ parser failures."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ingest.loaders.ocr import OcrOptions
 from rag.errors import FileError
 from rag.types import PageSpan
 
 SUPPORTED_SUFFIXES = (
     ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".epub", ".eml",
+    ".png", ".jpg", ".jpeg", ".tiff", ".tif", ".webp",
 )
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
@@ -27,6 +29,12 @@ _MIME = {
     ".csv": "text/csv",
     ".epub": "application/epub+zip",
     ".eml": "message/rfc822",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tiff": "image/tiff",
+    ".tif": "image/tiff",
+    ".webp": "image/webp",
 }
 
 
@@ -54,16 +62,19 @@ def text_chars(text: str) -> int:
 class Limits:
     """What one file may cost an ingest: ``max_chars`` characters of extracted text (`text_chars`), and its
     ingest must end by ``deadline`` (``time.monotonic()``). A small file can expand to far more text than its
-    size says (a .docx is a zip), so these are checked while the text is extracted, chunked and embedded."""
+    size says (a .docx is a zip), so these are checked while the text is extracted, chunked and embedded.
+    ``ocr``: whether pages without text are read by OCR, and how many a file may have."""
 
     max_chars: int | None = None
     max_seconds: float | None = None
     deadline: float | None = None
+    ocr: OcrOptions = field(default_factory=OcrOptions)
 
     @classmethod
-    def start(cls, max_chars: int | None, max_seconds: float | None) -> Limits:
+    def start(cls, max_chars: int | None, max_seconds: float | None, ocr: OcrOptions | None = None) -> Limits:
         """The limits of a file whose ingest starts now."""
-        return cls(max_chars, max_seconds, time.monotonic() + max_seconds if max_seconds else None)
+        deadline = time.monotonic() + max_seconds if max_seconds else None
+        return cls(max_chars, max_seconds, deadline, ocr or OcrOptions())
 
     def check_chars(self, name: str, n: int) -> None:
         if self.max_chars is not None and n > self.max_chars:

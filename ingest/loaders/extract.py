@@ -25,6 +25,7 @@ from ingest.loaders.eml import _load_eml
 from ingest.loaders.epub import _load_epub
 from ingest.loaders.files import check_file, read_file
 from ingest.loaders.html import _load_html
+from ingest.loaders.images import IMAGE_SUFFIXES, _load_image
 from ingest.loaders.pdf import _load_pdf
 from ingest.loaders.pptx import _load_pptx
 from ingest.loaders.sheets import _load_csv, _load_xlsx
@@ -89,6 +90,8 @@ def _load_other(raw: bytes, name: str, suffix: str, max_bytes: int,
         return _load_csv(raw, name, limits), ()
     if suffix == ".eml":
         return _load_eml(raw, name, limits), ()
+    if suffix in IMAGE_SUFFIXES:
+        return _load_image(raw, name, limits)
     raise FileError(name, unsupported_reason(suffix))
 
 

@@ -7,6 +7,7 @@ import io
 import logging
 
 from ingest.loaders.common import NO_LIMITS, Limits, _describe, text_chars
+from ingest.loaders.pdf_ocr import ocr_scanned_pages
 from rag.errors import FileError
 from rag.types import PageSpan
 
@@ -65,6 +66,8 @@ def _pdf_decrypt_empty(reader: object) -> bool:
 
 def _load_pdf(raw: bytes, name: str, limits: Limits = NO_LIMITS) -> tuple[str, tuple[PageSpan, ...]]:
     texts = _pdf_page_texts(raw, name, limits)
+    if not all(texts) and limits.ocr.enabled:  # a PDF whose every page has text is read exactly as before
+        texts = ocr_scanned_pages(raw, name, texts, limits)
     if not any(texts):
         raise FileError(name, "PDF has no text layer (scanned?): run OCR first (e.g. ocrmypdf)")
     spans: list[PageSpan] = []

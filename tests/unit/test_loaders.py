@@ -257,7 +257,7 @@ def test_empty_and_whitespace_only(tmp_path: Path, body: bytes) -> None:
     assert "no text" in failure(write(tmp_path / "blank.txt", body))
 
 
-@pytest.mark.parametrize("name", ["image.png", "archive.tar.gz", "Makefile", "old.doc"])
+@pytest.mark.parametrize("name", ["image.gif", "archive.tar.gz", "Makefile", "old.doc"])
 def test_unknown_suffix(tmp_path: Path, name: str) -> None:
     reason = failure(write(tmp_path / name, "text"))
     assert reason.startswith("unsupported type ") and "supported: .txt .md" in reason
@@ -415,7 +415,7 @@ def make_tree(root: Path) -> None:
     write(root / "a.md", "# A")
     write(root / "sub" / "c.html", "<p>C</p>")
     write(root / "sub" / "deeper" / "d.pdf", b"%PDF")
-    write(root / "sub" / "image.png", b"\x89PNG")
+    write(root / "sub" / "image.gif", b"\x89PNG")
     write(root / ".hidden.txt", "skip me")
     write(root / ".git" / "config.txt", "skip me too")
     write(root / "README", "no extension")
@@ -427,8 +427,8 @@ def test_folder_walk_is_sorted_recursive_and_reports_bad_files(tmp_path: Path) -
     assert files == [(tmp_path / p).resolve() for p in ("a.md", "b.txt", "sub/c.html", "sub/deeper/d.pdf")]
     assert all(f.is_absolute() for f in files)
     reasons = {Path(e.path).name: e.reason for e in errors}
-    assert set(reasons) == {"README", "image.png"}
-    assert reasons["image.png"].startswith("unsupported type .png")
+    assert set(reasons) == {"README", "image.gif"}
+    assert reasons["image.gif"].startswith("unsupported type .gif")
     assert reasons["README"].startswith("unsupported type (no extension)")
 
 
@@ -508,6 +508,7 @@ def test_mixed_folder_end_to_end(tmp_path: Path) -> None:
 def test_supported_suffixes() -> None:
     assert SUPPORTED_SUFFIXES == (
         ".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".epub", ".eml",
+        ".png", ".jpg", ".jpeg", ".tiff", ".tif", ".webp",
     )
 
 
