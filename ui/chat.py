@@ -51,15 +51,29 @@ class ChatUI:
             live=live,
         )
 
-    def sources_for(self, sess: Session, turn: int | None, active: int | None = None) -> str:
+    def sources_for(self, sess: Session, turn: int | None, active: int | None = None, page: bool = False) -> str:
+        """The sources panel of answer ``turn``; ``page``: with citation ``active`` shown on its PDF page."""
         if turn is None or not 0 <= turn < len(sess.exchanges):
             return render.EMPTY_SOURCES
         ex = sess.exchanges[turn]
         if ex.answer is None:
             return f'<div class="cq-empty">Answer {turn + 1} failed: {render._text(ex.error or "")}</div>'
         return render.sources_html(
-            ex.answer, turn, text_of=self.text_of(ex.collection), name=self.namer(ex.collection), active=active
+            ex.answer, turn, text_of=self.text_of(ex.collection), name=self.namer(ex.collection), active=active,
+            page_view=self.page_view(ex.collection) if page else None,
         )
+
+    def page_view(self, collection: str):
+        """Citation -> its rendered page (`ingest.page_view.PageView`), or None when it cannot be shown."""
+        qa = self.engine.qa(collection)
+
+        def view(c):  # type: ignore[no-untyped-def]
+            hashes = {s.source: s.content_hash for s in qa.sources()}
+            if c.source not in hashes or c.page is None:
+                return None
+            return self.engine.page_views.view(c.source, hashes[c.source], c.page, c.text)
+
+        return view
 
     def rating_label(self, sess: Session) -> str:
         t = sess.selected
@@ -124,14 +138,15 @@ class ChatUI:
         return [], render.EMPTY_SOURCES, self.rating_label(sess), "", sess
 
     def show_citation(self, target: str, sess: Session):
+        parts = (target or "").split(":")  # "turn:n", or "turn:n:page" to show the citation on its PDF page
         try:
-            t, n = (int(x) for x in (target or "").split(":", 1))
-        except ValueError:
+            t, n = int(parts[0]), int(parts[1])
+        except (ValueError, IndexError):
             return gr.skip(), gr.skip(), sess
         if not 0 <= t < len(sess.exchanges):
             return gr.skip(), gr.skip(), sess
         sess.selected = t
-        return self.sources_for(sess, t, active=n), self.rating_label(sess), sess
+        return self.sources_for(sess, t, active=n, page=parts[2:] == ["page"]), self.rating_label(sess), sess
 
     def select_message(self, sess: Session, evt: gr.SelectData):
         idx = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index

@@ -92,6 +92,16 @@ class Engine:
         self._locks: dict[str, ReadWriteLock] = {}
         self.backends = settings.offered_backends  # name -> spec: what sessions may pick (rag.settings)
         self._running: dict[str, int] = {}  # session -> answers running
+        self._page_views: Any = None
+
+    @property
+    def page_views(self) -> Any:  # -> ingest.page_view.PageViews: cited PDF pages, rendered when asked, cached
+        with self._lock:
+            if self._page_views is None:
+                from ingest.page_view import PageViews
+
+                self._page_views = PageViews()
+            return self._page_views
 
     def _make(self, settings: Settings, **kw: Any) -> Any:
         if self._factory is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rag.types import Answer, Citation
 
@@ -191,8 +192,11 @@ def sources_html(
     text_of: Callable[[str], str | None],
     name: Callable[[str], str] = str,
     active: int | None = None,
+    page_view: Callable[[Citation], Any] | None = None,
 ) -> str:
-    """The panel for one answer: each citation with file, page and the highlighted span in context."""
+    """The panel for one answer: each citation with file, page and the highlighted span in context. A PDF
+    citation also offers its page as an image; ``page_view`` (given for the citation ``active`` only) renders
+    it: an `ingest.page_view.PageView` or None."""
     head = (
         f'<div class="cq-sources" id="cq-sources-{turn}"><div class="cq-sources-q">Answer {turn + 1}: '
         f"<q>{html.escape(ans.question)}</q></div>"
@@ -229,7 +233,41 @@ def sources_html(
             f'<div class="cq-passage-head">{chip(turn, c.n, supported=c.supported)}'
             f'<span class="cq-file" title="{html.escape(c.source, quote=True)}">{html.escape(name(c.source))}'
             f"</span>{page}{flag}</div>"
-            f'<div class="cq-passage-text">{passage_html(texts[c.source], c)}</div></div>'
+            f'<div class="cq-passage-text">{passage_html(texts[c.source], c)}</div>'
+            f"{_page_part(turn, c, page_view if c.n == active else None, name)}</div>"
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def _page_part(turn: int, c: Citation, page_view: Callable[[Citation], Any] | None, name: Callable[[str], str]) -> str:
+    """A PDF citation's page: the button that asks for it, or (``page_view`` given) the page itself."""
+    if c.page is None or not c.source.lower().endswith(".pdf"):
+        return ""
+    if page_view is None:
+        return (f'<button type="button" class="cq-show-page cq-pv-t{turn}-n{c.n}">Show on page {c.page}</button>')
+    view = page_view(c)
+    if view is None:
+        return ('<div class="cq-pageview cq-empty">The page cannot be shown: the file has moved or changed since it '
+                "was ingested.</div>")
+    return page_view_html(view, c, name(c.source))
+
+
+def page_view_html(view: Any, c: Citation, file_name: str) -> str:
+    """The page image with one highlight box per line of the cited span (positions in % of the page)."""
+    import base64
+
+    boxes = "".join(
+        f'<div class="cq-hl" style="left:{b.left * 100:.3f}%;top:{b.top * 100:.3f}%;'
+        f'width:{(b.right - b.left) * 100:.3f}%;height:{(b.bottom - b.top) * 100:.3f}%"></div>'
+        for b in view.boxes
+    )
+    note = (f"cited span boxed from the {view.by}" if view.boxes
+            else "the cited span was not found on this page's text")
+    src = "data:image/png;base64," + base64.b64encode(view.png).decode("ascii")
+    alt = html.escape(f"page {c.page} of {file_name}", quote=True)
+    return (
+        f'<div class="cq-pageview" id="cq-pv-{c.n}"><div class="cq-pageview-note">Page {c.page}: {note}</div>'
+        f'<div class="cq-pageimg"><img src="{src}" alt="{alt}" width="{view.width}" height="{view.height}">'
+        f"{boxes}</div></div>"
+    )

@@ -31,12 +31,13 @@
     if (box) box.scrollTop = box.scrollHeight;
   };
 
-  function ask(t, n) {
-    // Ask the server to show answer t in the sources panel (hidden textbox + hidden button, see ui/app.py).
+  function ask(t, n, what) {
+    // Ask the server to show answer t in the sources panel (hidden textbox + hidden button, see ui/app.py);
+    // what = "page": with citation n on its PDF page.
     const box = document.querySelector("#cq-chip-target textarea, #cq-chip-target input");
     const go = document.querySelector("#cq-chip-go");
     if (!box || !go) return;
-    box.value = `${t}:${n}`;
+    box.value = what ? `${t}:${n}:${what}` : `${t}:${n}`;
     box.dispatchEvent(new Event("input", { bubbles: true }));
     setTimeout(() => go.click(), 0);
   }
@@ -52,6 +53,17 @@
   document.addEventListener(
     "click",
     (ev) => {
+      const show = ev.target.closest && ev.target.closest(".cq-show-page");
+      if (show) {
+        // "Show on page N": the server renders that page (once; it is cached) with the cited span boxed
+        const m = /\bcq-pv-t(\d+)-n(\d+)\b/.exec(show.className || "");
+        if (m) {
+          show.disabled = true;
+          show.textContent = "Rendering the page…";
+          ask(m[1], m[2], "page");
+        }
+        return;
+      }
       const chip = ev.target.closest && ev.target.closest(".cite-chip");
       if (!chip) return;
       ev.preventDefault();

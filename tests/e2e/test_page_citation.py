@@ -1,0 +1,69 @@
+"""Issue 17 in the browser: a PDF citation shown on its page. Upload a PDF, ask, open the citation, click "Show
+on page N": the page image appears with highlight boxes, and every cited character (by the PDF's own character
+boxes, pypdfium2) lies inside a box while the words after the span do not. The screenshot is the README's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO, Server, shot
+from tests.e2e.test_ui import ask, chat_tab, upload
+from tests.format_files import text_pdf
+from tests.integration.test_page_view import char_boxes
+
+pytestmark = pytest.mark.e2e
+
+PAGES = [
+    "Annual report of the Orkney ferry company for 2023. The company opened two new routes and bought one boat.",
+    "Passengers. The Orkney ferry company carried 61,200 passengers in 2023, more than in any year before. "
+    "The crossing to Kirkwall takes ninety minutes and the boats sail every two hours in summer.",
+]
+QUESTION = "How many passengers did the Orkney ferry company carry in 2023?"
+README_SHOT = REPO / "ui" / "static" / "page-citation.png"
+
+
+def test_a_pdf_citation_is_shown_on_its_page_with_the_cited_words_boxed(page, server: Server,
+                                                                        tmp_path: Path) -> None:
+    pdf = text_pdf(tmp_path / "ferry-report.pdf", PAGES, size=13)
+    assert "1 added" in upload(page, [pdf])
+    chat_tab(page)
+    answer = ask(page, QUESTION, 1)
+    assert "61,200" in answer
+    chip = page.locator("#cq-chat .bot .cite-chip").first
+    n = int(chip.inner_text())
+    chip.click()
+    passage = page.locator(f"#cq-src-0-{n}")
+    passage.wait_for()
+    cited = passage.locator("mark").inner_text()
+    assert "61,200" in cited and "page 2" in passage.inner_text()
+
+    passage.locator(".cq-show-page").click()
+    img = page.locator(f"#cq-src-0-{n} .cq-pageimg img")
+    img.wait_for(timeout=120_000)
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=img.element_handle())
+    assert "boxed from the text layer" in page.locator(f"#cq-src-0-{n} .cq-pageview-note").inner_text()
+    frame = img.bounding_box()
+    boxes = []
+    for hl in page.locator(f"#cq-src-0-{n} .cq-hl").all():
+        b = hl.bounding_box()
+        boxes.append(((b["x"] - frame["x"]) / frame["width"], (b["y"] - frame["y"]) / frame["height"],
+                      (b["x"] + b["width"] - frame["x"]) / frame["width"],
+                      (b["y"] + b["height"] - frame["y"]) / frame["height"]))
+    assert boxes, "the cited span is highlighted on the page"
+
+    def inside(c: tuple[float, ...]) -> bool:
+        cx, cy = (c[0] + c[2]) / 2, (c[1] + c[3]) / 2
+        return any(x0 - 0.002 <= cx <= x1 + 0.002 and y0 - 0.002 <= cy <= y1 + 0.002 for x0, y0, x1, y1 in boxes)
+
+    stored = server.uploads / pdf.name  # the file the collection holds, as the PDF itself boxes its characters
+    words = [w for w in cited.split() if len(w) > 3][:6]
+    for word in words:
+        assert all(inside(c) for c in char_boxes(stored, 2, word)), word
+    assert not any(inside(c) for c in char_boxes(stored, 2, "Kirkwall")), "the words after the span are not boxed"
+    assert not any(inside(c) for c in char_boxes(stored, 2, "Passengers.")), "nor the heading before it"
+
+    img.scroll_into_view_if_needed()
+    shot(page, "08-pdf-citation-on-its-page")
+    passage.screenshot(path=str(README_SHOT))  # committed: the README shows it
