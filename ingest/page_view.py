@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.loaders.ocr import OCR_DPI, ocr_available
+from ingest.loaders.ocr import OCR_DPI, OcrOptions, ocr_available, ocr_words
 
 log = logging.getLogger("ingest.page_view")
 
@@ -109,17 +109,13 @@ def _text_layer_boxes(page: object, cited: str) -> tuple[list[tuple[float, float
 
 def _ocr_boxes(image: object, cited: str) -> list[tuple[float, float, float, float]]:
     """Word boxes, in ``image``'s pixels, of the cited words, from Tesseract's words of the page."""
-    import pytesseract
-
-    data = pytesseract.image_to_data(image.convert("L"), output_type=pytesseract.Output.DICT)  # type: ignore[attr-defined]
-    words = [(w, (data["left"][i], data["top"][i], data["left"][i] + data["width"][i],
-                  data["top"][i] + data["height"][i])) for i, w in enumerate(data["text"]) if w.strip()]
+    words = ocr_words(image, "page", OcrOptions(), dpi=OCR_DPI)
     text, owner = "", []  # the page's words joined by spaces, and which word each character belongs to
     for k, (w, _) in enumerate(words):
         text += w + " "
         owner.extend([k] * (len(w) + 1))
     hit = sorted({owner[i] for i in find_span(text, cited)})
-    return merge_lines([tuple(map(float, words[k][1])) for k in hit])  # type: ignore[misc]
+    return merge_lines([tuple(float(v) for v in words[k][1]) for k in hit])  # type: ignore[misc]
 
 
 def render_view(path: Path, page_no: int, cited: str, dpi: int = VIEW_DPI) -> PageView:

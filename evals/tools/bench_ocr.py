@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -74,17 +76,23 @@ def make_pages(work: Path, n: int, dpi: int) -> tuple[list[str], Path, list[Any]
     return refs, image_pdf(work / "scan.pdf", images), images
 
 
-def run_tesseract(scan: Path, n: int) -> tuple[list[str], float]:
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (Tesseract runs as a child process)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_tesseract(scan: Path, n: int) -> tuple[list[str], float, float]:
     from ingest.loaders import load_document
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     doc = load_document(scan)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     assert len(doc.pages) == n
-    return [doc.text[s.start:s.end] for s in doc.pages], seconds
+    return [doc.text[s.start:s.end] for s in doc.pages], seconds, cpu
 
 
-def run_rapidocr(scan: Path) -> tuple[list[str], float] | None:
+def run_rapidocr(scan: Path) -> tuple[list[str], float, float] | None:
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError:
@@ -93,7 +101,7 @@ def run_rapidocr(scan: Path) -> tuple[list[str], float] | None:
     import pypdfium2 as pdfium
 
     engine = RapidOCR()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     pdf = pdfium.PdfDocument(str(scan))
     texts = []
     for i in range(len(pdf)):
@@ -101,7 +109,7 @@ def run_rapidocr(scan: Path) -> tuple[list[str], float] | None:
         result, _ = engine(img)
         texts.append("\n".join(line[1] for line in result or []))
     pdf.close()
-    return texts, time.perf_counter() - t0
+    return texts, time.perf_counter() - t0, cpu_seconds() - c0
 
 
 def cpu_name() -> str:
@@ -120,25 +128,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dpi", type=int, default=150, help="resolution of the 'scan'")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    import os
-
     with tempfile.TemporaryDirectory() as tmp:
         refs, scan, _ = make_pages(Path(tmp), args.pages, args.dpi)
         report: dict[str, Any] = {"pages": args.pages, "scan_dpi": args.dpi, "cpu": cpu_name(),
-                                  "cores": os.cpu_count(), "reference_chars": sum(len(norm(r)) for r in refs)}
+                                  "cores": os.cpu_count(), "reference_chars": sum(len(norm(r)) for r in refs),
+                                  "load_average_before": round(os.getloadavg()[0], 2)}
         engines = {"tesseract": run_tesseract(scan, args.pages), "rapidocr": run_rapidocr(scan)}
         for name, res in engines.items():
             if res is None:
                 report[name] = "not installed"
                 continue
-            texts, seconds = res
+            texts, seconds, cpu = res
             errors = sum(edit_distance(norm(r), norm(h)) for r, h in zip(refs, texts, strict=True))
             report[name] = {
                 "cer": round(errors / max(1, report["reference_chars"]), 4),
                 "cer_per_page": [round(cer(r, h), 4) for r, h in zip(refs, texts, strict=True)],
                 "pages_per_second": round(args.pages / seconds, 3),
                 "seconds": round(seconds, 2),
+                "cpu_seconds_per_page": round(cpu / args.pages, 2),  # what contention does not change
             }
+        report["load_average_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

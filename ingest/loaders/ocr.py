@@ -1,18 +1,22 @@
-"""OCR, fully offline: Tesseract (the ``tesseract`` program with its English data, Debian's tesseract-ocr and
-tesseract-ocr-eng; driven by pytesseract) reads images and the image-only pages of PDFs (rendered by pypdfium2).
-Its models are the traineddata files the Debian package installs: nothing is downloaded at run time.
+"""OCR, fully offline: Tesseract 5 (the ``tesseract`` program with its English data, Debian's tesseract-ocr and
+tesseract-ocr-eng, run as a program with the image on stdin) reads images and the image-only pages of PDFs
+(rendered by pypdfium2). Its models are the traineddata files the Debian package installs: nothing is
+downloaded at run time.
 
-Why Tesseract: measured against RapidOCR (rapidocr-onnxruntime, PP-OCR ONNX models in its wheel) on pages
-rendered from known text (``python -m evals.tools.bench_ocr``), see docs/how-it-works.md for the figures; it
-also gives word boxes, which the page view needs.
+Why Tesseract: on pages rendered from known text (``python -m evals.tools.bench_ocr``, figures in the README)
+its character error rate was 0.05% against RapidOCR's 38% (rapidocr-onnxruntime, whose wheel ships PP-OCR ONNX
+models: it runs words together), at less CPU a page; it also gives the word boxes the page view needs.
 
-OCR is slow (about a second a page), so each page reports progress (`OcrOptions.on_page`) and a file may have
-at most `OcrOptions.max_pages` pages read by OCR (CITEQA_OCR_MAX_PAGES)."""
+OCR is slow (seconds a page), so each page reports progress (`OcrOptions.on_page`) and a file may have at most
+`OcrOptions.max_pages` pages read by OCR (CITEQA_OCR_MAX_PAGES)."""
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +24,7 @@ from typing import Any
 from rag.errors import FileError
 
 OCR_DPI = 300  # Tesseract reads body text best at about 300 dpi
+OCR_PAGE_SECONDS = 300  # one page that takes longer is a crafted image (or a machine far too busy)
 IMAGE_MAX_PIXELS = 100_000_000  # an image that claims more is a decompression bomb (a 10000 x 10000 scan)
 _MISSING = ("OCR needs Tesseract, which is not installed: apt-get install tesseract-ocr tesseract-ocr-eng "
             "(or set CITEQA_OCR=off)")
@@ -50,20 +55,32 @@ OCR_OFF = OcrOptions(enabled=False)
 
 
 def ocr_available() -> bool:
-    """Tesseract's program and its Python driver are both there."""
-    try:
-        import pytesseract  # noqa: F401
-    except ImportError:
-        return False
+    """The ``tesseract`` program is on the PATH."""
     return shutil.which("tesseract") is not None
 
 
-def _tesseract(name: str) -> Any:
+def run_tesseract(image: Any, name: str, opts: OcrOptions, *, tsv: bool = False, dpi: int | None = None) -> str:
+    """Tesseract's text (or, ``tsv``, its words with their boxes as TSV) of a PIL image, which goes to it as a
+    PNG on stdin. One thread (OMP_THREAD_LIMIT=1): its OpenMP threads spin on a busy machine, and one page per
+    thread is faster there (2.3 against 6.3 CPU seconds a page on 2 cores, see evals/tools/bench_ocr.py)."""
     if not ocr_available():
         raise FileError(name, _MISSING)
-    import pytesseract
-
-    return pytesseract
+    exe = shutil.which("tesseract") or "tesseract"
+    buf = io.BytesIO()
+    image.convert("L").save(buf, format="PNG")
+    args = [exe, "stdin", "stdout", "-l", opts.lang, *(["--dpi", str(dpi)] if dpi else []), *(["tsv"] if tsv else [])]
+    try:
+        r = subprocess.run(args, input=buf.getvalue(), capture_output=True, timeout=OCR_PAGE_SECONDS,
+                           env={**os.environ, "OMP_THREAD_LIMIT": "1"}, check=False)
+    except subprocess.TimeoutExpired:
+        raise FileError(name, f"OCR of one page took over {OCR_PAGE_SECONDS} s: split the file or scale it down"
+                        ) from None
+    except OSError as exc:
+        raise FileError(name, f"OCR failed ({exc.strerror or exc})") from None
+    if r.returncode != 0:
+        msg = " ".join(r.stderr.decode("utf-8", "replace").split())[-160:]
+        raise FileError(name, f"OCR failed (tesseract exit {r.returncode}: {msg})")
+    return r.stdout.decode("utf-8", "replace")
 
 
 _SPACES = re.compile(r"[ \t]+")
@@ -76,13 +93,17 @@ def clean_ocr_text(text: str) -> str:
     return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
 
 
-def ocr_image(image: Any, name: str, opts: OcrOptions) -> str:
+def ocr_image(image: Any, name: str, opts: OcrOptions, dpi: int | None = None) -> str:
     """The text of a PIL image, cleaned (`clean_ocr_text`)."""
-    tess = _tesseract(name)
-    try:
-        return clean_ocr_text(tess.image_to_string(image.convert("L"), lang=opts.lang))
-    except tess.TesseractNotFoundError:
-        raise FileError(name, _MISSING) from None
-    except tess.TesseractError as exc:
-        msg = " ".join(str(exc.message).split())[:120]
-        raise FileError(name, f"OCR failed ({msg})") from None
+    return clean_ocr_text(run_tesseract(image, name, opts, dpi=dpi))
+
+
+def ocr_words(image: Any, name: str, opts: OcrOptions, dpi: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    """The words Tesseract reads in a PIL image, each with its box (left, top, right, bottom) in pixels."""
+    words = []
+    for line in run_tesseract(image, name, opts, tsv=True, dpi=dpi).splitlines()[1:]:
+        cols = line.split("\t")
+        if len(cols) == 12 and cols[0] == "5" and cols[11].strip():
+            left, top, width, height = (int(v) for v in cols[6:10])
+            words.append((cols[11], (left, top, left + width, top + height)))
+    return words

@@ -60,7 +60,7 @@ def ocr_scanned_pages(raw: bytes, name: str, texts: list[str], limits: Limits) -
                 raise FileError(name, f"cannot render page {i + 1} for OCR ({_describe(exc)})") from None
             finally:
                 page.close()
-            out[i] = ocr_image(image, name, opts)
+            out[i] = ocr_image(image, name, opts, dpi=OCR_DPI)
             total += text_chars(out[i])
             limits.check(name, total)  # page by page, time included: OCR is slow
         opts.progress(len(todo), len(todo), name)
