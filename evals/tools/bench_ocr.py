@@ -66,6 +66,7 @@ def make_pages(work: Path, n: int, dpi: int) -> tuple[list[str], Path, list[Any]
     pdf = FPDF()
     pdf.set_font("helvetica", size=11)
     per_page = 260
+    n = min(n, -(-len(words) // per_page))  # no empty page
     for p in range(n):
         pdf.add_page()
         pdf.multi_cell(0, 6, " ".join(words[p * per_page:(p + 1) * per_page]))
@@ -130,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         refs, scan, _ = make_pages(Path(tmp), args.pages, args.dpi)
+        args.pages = len(refs)
         report: dict[str, Any] = {"pages": args.pages, "scan_dpi": args.dpi, "cpu": cpu_name(),
                                   "cores": os.cpu_count(), "reference_chars": sum(len(norm(r)) for r in refs),
                                   "load_average_before": round(os.getloadavg()[0], 2)}
         engines = {"tesseract": run_tesseract(scan, args.pages), "rapidocr": run_rapidocr(scan)}
+        report["sample"] = {name: res[0][0][:160] for name, res in engines.items() if res}
         for name, res in engines.items():
             if res is None:
                 report[name] = "not installed"
