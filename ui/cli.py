@@ -112,6 +112,8 @@ def ingest(
 
 
 def print_answer(answer, *, verbose: bool = False) -> None:  # answer: rag.types.Answer
+    from ingest.loaders.common import page_label
+
     typer.echo(answer.answer)
     for note in answer.notes:
         typer.echo(f"note: {note}")
@@ -122,7 +124,7 @@ def print_answer(answer, *, verbose: bool = False) -> None:  # answer: rag.types
     if answer.citations:
         typer.echo("\nSources:")
         for c in answer.citations:
-            page = f", page {c.page}" if c.page is not None else ""
+            page = f", {page_label(c.source, c.page)}" if c.page is not None else ""
             mark = "" if c.supported is not False else "  (unsupported)"
             typer.echo(f"  [{c.n}] {display_path(c.source)}{page}, characters {c.start}-{c.end}{mark}")
             typer.echo(f'      "{c.text}"')

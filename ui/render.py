@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ingest.loaders.common import page_label
 from rag.types import Answer, Citation
 
 CONTEXT_CHARS = 300
@@ -67,7 +68,7 @@ def _with_chips(text: str, turn: int, by_n: dict[int, Citation], name: Callable[
         if c is None:
             continue
         out.append(_text(text[pos : m.start()]))
-        page = f", page {c.page}" if c.page is not None else ""
+        page = f", {page_label(c.source, c.page)}" if c.page is not None else ""
         out.append(chip(turn, n, supported=c.supported, title=f"[{n}] {name(c.source)}{page}"))
         pos = m.end()
     out.append(_text(text[pos:]))
@@ -222,7 +223,7 @@ def sources_html(
         cls = "cq-passage" + (" cq-active" if c.n == active else "") + (
             " cq-unsupported" if c.supported is False else ""
         )
-        page = f'<span class="cq-page">page {c.page}</span>' if c.page is not None else ""
+        page = f'<span class="cq-page">{page_label(c.source, c.page)}</span>' if c.page is not None else ""
         flag = (
             '<span class="cq-flag">⚠ does not support its sentence</span>'
             if c.supported is False

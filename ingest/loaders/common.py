@@ -38,6 +38,15 @@ _MIME = {
 }
 
 
+_PAGE_WORDS = {".pptx": "slide", ".xlsx": "sheet", ".epub": "chapter"}  # what a page is in these formats
+
+
+def page_label(source: str, page: int) -> str:
+    """How a citation's page reads for its file: "page 3", "slide 3", "sheet 2", "chapter 4"."""
+    dot = source.rfind(".")
+    return f"{_PAGE_WORDS.get(source[dot:].lower() if dot >= 0 else '', 'page')} {page}"
+
+
 def unsupported_reason(suffix: str) -> str:
     return f"unsupported type {suffix or '(no extension)'}; supported: {' '.join(SUPPORTED_SUFFIXES)}"
 

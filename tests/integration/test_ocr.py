@@ -109,3 +109,36 @@ def test_broken_and_hostile_images(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert failure(write(tmp_path / "fake.jpg", b"\xff\xd8\xff not really")).startswith("corrupt image (")
     monkeypatch.setattr(images, "IMAGE_MAX_PIXELS", 1000)
     assert "(decompression bomb?)" in failure(tmp_path / "good.png")
+
+
+def test_scans_ingest_with_a_page_bar_answer_on_their_page_and_reingest_unchanged(embedder, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    from ingest import runner
+    from ingest.compose import Citeqa
+    from rag.settings import load_settings
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    scanned_pdf(tmp_path)  # writes tmp_path/scan.pdf
+    (tmp_path / "scan.pdf").rename(folder / "scan.pdf")
+    text_png(folder / "invoice.png", PNG_TEXT)
+    pages: list[tuple[int, int, str]] = []
+    real = runner.Ingestor.ingest
+
+    def spy(self, paths, **kw):  # type: ignore[no-untyped-def]
+        bar = kw.get("page_progress")
+        if bar is not None:  # the bar's own callback, and a note of each call
+            kw["page_progress"] = lambda d, t, n: (pages.append((d, t, Path(n).name)), bar(d, t, n))
+        return real(self, paths, **kw)
+
+    monkeypatch.setattr(runner.Ingestor, "ingest", spy)
+    qa = Citeqa(load_settings(embedder="minilm-int8", collection="scans"), embedder=embedder)
+    report = qa.ingest([folder], progress=True)  # the rich bars, OCR pages included
+    assert report.ok and len(report.added) == 2, report.failed
+    assert ("scan.pdf" in {n for _, _, n in pages}) and (2, 2, "scan.pdf") in pages and (1, 1, "invoice.png") in pages
+    hits = qa.retriever.retrieve("Who is the dredging contractor?", 3)
+    top = hits[0].chunk
+    assert Path(top.source).name == "scan.pdf" and top.page == 2 and "Van Oord" in top.text
+    assert qa.collection.document_text(top.source)[top.start:top.end] == top.text
+    again = qa.ingest([folder], progress=False)
+    assert len(again.unchanged) == 2 and not again.added and not again.updated and again.chunks == 0

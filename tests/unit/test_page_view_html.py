@@ -33,3 +33,12 @@ def test_the_page_view_of_the_active_citation() -> None:
     assert "Page 2: cited span boxed from the text layer" in html and "cq-show-page" not in html
     gone = render.sources_html(answer(c), 0, text_of=lambda s: None, active=1, page_view=lambda _: None)
     assert "The page cannot be shown: the file has moved or changed since it was ingested." in gone
+
+
+def test_the_page_of_a_slide_sheet_or_chapter_says_so() -> None:
+    from ingest.loaders.common import page_label
+
+    assert [page_label(f"/d/x{s}", 2) for s in (".pdf", ".PPTX", ".xlsx", ".epub", ".png", "")] == [
+        "page 2", "slide 2", "sheet 2", "chapter 2", "page 2", "page 2"]
+    html = render.sources_html(answer(cite("/d/deck.pptx", 4)), 0, text_of=lambda s: "Hello world")
+    assert '<span class="cq-page">slide 4</span>' in html
