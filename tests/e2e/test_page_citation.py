@@ -1,6 +1,7 @@
 """Issue 17 in the browser: a PDF citation shown on its page. Upload a PDF, ask, open the citation, click "Show
 on page N": the page image appears with highlight boxes, and every cited character (by the PDF's own character
-boxes, pypdfium2) lies inside a box while the words after the span do not. The screenshot is the README's."""
+boxes, pypdfium2) lies inside a box while the words after the span do not. Its screenshot
+test-output/e2e/09-page-citation-window.png is what ui/static/page-citation.png (the README's) is made from."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO, Server, shot
+from tests.e2e.conftest import SHOTS, Server, shot
 from tests.e2e.test_ui import ask, chat_tab, upload
 from tests.format_files import text_pdf
 from tests.integration.test_page_view import char_boxes
@@ -21,7 +22,6 @@ PAGES = [
     "The crossing to Kirkwall takes ninety minutes and the boats sail every two hours in summer.",
 ]
 QUESTION = "How many passengers did the Orkney ferry company carry in 2023?"
-README_SHOT = REPO / "ui" / "static" / "page-citation.png"
 
 
 def test_a_pdf_citation_is_shown_on_its_page_with_the_cited_words_boxed(page, server: Server,
@@ -44,13 +44,19 @@ def test_a_pdf_citation_is_shown_on_its_page_with_the_cited_words_boxed(page, se
     img.wait_for(timeout=120_000)
     page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=img.element_handle())
     assert "boxed from the text layer" in page.locator(f"#cq-src-0-{n} .cq-pageview-note").inner_text()
-    frame = img.bounding_box()
-    boxes = []
-    for hl in page.locator(f"#cq-src-0-{n} .cq-hl").all():
-        b = hl.bounding_box()
-        boxes.append(((b["x"] - frame["x"]) / frame["width"], (b["y"] - frame["y"]) / frame["height"],
-                      (b["x"] + b["width"] - frame["x"]) / frame["width"],
-                      (b["y"] + b["height"] - frame["y"]) / frame["height"]))
+    page.wait_for_timeout(600)  # the smooth scroll to the passage
+    # the boxes as fractions of the image, measured in one go (a scroll between two measurements would shift them)
+    boxes = page.evaluate(
+        """(root) => {
+            const f = root.querySelector('.cq-pageimg img').getBoundingClientRect();
+            return [...root.querySelectorAll('.cq-hl')].map((h) => {
+                const b = h.getBoundingClientRect();
+                return [(b.left - f.left) / f.width, (b.top - f.top) / f.height,
+                        (b.right - f.left) / f.width, (b.bottom - f.top) / f.height];
+            });
+        }""",
+        passage.element_handle(),
+    )
     assert boxes, "the cited span is highlighted on the page"
 
     def inside(c: tuple[float, ...]) -> bool:
@@ -67,4 +73,4 @@ def test_a_pdf_citation_is_shown_on_its_page_with_the_cited_words_boxed(page, se
     shot(page, "08-pdf-citation-on-its-page")
     passage.evaluate("(e) => e.scrollIntoView({block: 'start'})")  # the passage's head, then its page
     page.wait_for_timeout(300)
-    page.screenshot(path=str(README_SHOT))  # the window as a user sees it; committed: the README shows it
+    page.screenshot(path=str(SHOTS / "09-page-citation-window.png"))  # the window as a user sees it
