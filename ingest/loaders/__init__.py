@@ -6,8 +6,10 @@ text exactly. The one normalisation is ``\\r\\n`` -> ``\\n`` (Windows line ends)
 A text file too big to hold at once is read as a `TextFile`: `scan_text_file` takes its hash and decides its
 encoding in one pass, `iter_text` then yields its text in windows, the same text `load_document` would give.
 
-One module per job: `common` (supported types, `Limits`), `files` (stat, read, hash), `text`, `html`, `pdf` and
-`docx` (one format each), `extract` (bytes -> `Document`), `stream` (big text files), `walk` (paths -> files).
+One module per job: `common` (supported types, `Limits`), `files` (stat, read, hash), `text`, `html`, `pdf`,
+`docx`, `pptx`, `sheets` (.xlsx and .csv), `epub`, `eml` and `images` (one format each), `zips` (the zip formats'
+directory check), `ocr` and `pdf_ocr` (Tesseract; a PDF's scanned pages), `extract` (bytes -> `Document`),
+`stream` (big text files), `walk` (paths -> files).
 """
 
 from ingest.loaders.common import (
