@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 
-from ingest.loaders.common import NO_LIMITS, Limits, _describe, text_chars
+from ingest.loaders.common import NO_LIMITS, Limits, _describe, join_pages, text_chars
 from ingest.loaders.pdf_ocr import ocr_scanned_pages
 from rag.errors import FileError
 from rag.types import PageSpan
@@ -70,11 +70,5 @@ def _load_pdf(raw: bytes, name: str, limits: Limits = NO_LIMITS) -> tuple[str, t
         texts = ocr_scanned_pages(raw, name, texts, limits)
     if not any(texts):
         raise FileError(name, "PDF has no text layer (scanned?): run OCR first (e.g. ocrmypdf)")
-    spans: list[PageSpan] = []
-    pos = 0
-    for i, t in enumerate(texts, start=1):
-        # empty pages keep an empty span so page numbers and offsets stay exact
-        spans.append(PageSpan(i, pos, pos + len(t)))
-        pos += len(t) + 2
-    return "\n\n".join(texts), tuple(spans)
+    return join_pages(texts)  # empty pages keep an empty span: page numbers and offsets stay exact
 
