@@ -4,6 +4,7 @@ parser failures."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ingest.loaders.ocr import OcrOptions
@@ -118,6 +119,18 @@ def _over_limit(size: int | None, max_bytes: int) -> str:
     what = "over" if size is None else f"{_fmt_size(size)}, over"
     return f"file is {what} the {_fmt_size(max_bytes)} limit; raise --max-file-mb"
 
+
+
+def read_pages(pages: Iterable[str], name: str, limits: Limits) -> list[str]:
+    """The texts of ``pages`` in order, the file's limits checked after each one: a crafted file is stopped at the
+    limit, not at its end."""
+    texts: list[str] = []
+    total = 0
+    for text in pages:
+        texts.append(text)
+        total += text_chars(text)
+        limits.check(name, total)
+    return texts
 
 
 def join_pages(texts: list[str]) -> tuple[str, tuple[PageSpan, ...]]:

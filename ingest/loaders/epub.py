@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 
-from ingest.loaders.common import NO_LIMITS, Limits, _describe, join_pages, text_chars
+from ingest.loaders.common import NO_LIMITS, Limits, _describe, join_pages, read_pages
 from ingest.loaders.html import _load_html
 from ingest.loaders.zips import check_zip
 from rag.errors import FileError
@@ -25,15 +25,10 @@ def _load_epub(raw: bytes, name: str, max_bytes: int,
         from ebooklib import epub
 
         book = epub.read_epub(io.BytesIO(raw), options={"ignore_ncx": True})
-        texts: list[str] = []
-        total = 0
-        for idref, _linear in book.spine:
-            item = book.get_item_with_id(idref)
-            if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
-                continue
-            texts.append(_load_html(item.get_content(), name))
-            total += text_chars(texts[-1])
-            limits.check(name, total)  # chapter by chapter
+        items = (book.get_item_with_id(idref) for idref, _linear in book.spine)
+        chapters = (_load_html(item.get_content(), name) for item in items
+                    if item is not None and item.get_type() == ebooklib.ITEM_DOCUMENT)
+        texts = read_pages(chapters, name, limits)  # chapter by chapter
     except FileError:
         raise
     except Exception as exc:

@@ -4,8 +4,9 @@ scanned document), so page numbers are kept. A truncated or crafted image (decom
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
-from ingest.loaders.common import NO_LIMITS, Limits, _describe, join_pages, text_chars
+from ingest.loaders.common import NO_LIMITS, Limits, _describe, join_pages, read_pages
 from ingest.loaders.ocr import IMAGE_MAX_PIXELS, ocr_image
 from rag.errors import FileError
 from rag.types import PageSpan
@@ -36,12 +37,12 @@ def _load_image(raw: bytes, name: str, limits: Limits = NO_LIMITS) -> tuple[str,
         raise FileError(name, "an image needs OCR, which is off (CITEQA_OCR=off): turn it on to read images")
     frames = _frames(raw, name)
     opts.check_pages(name, len(frames))
-    texts: list[str] = []
-    total = 0
-    for i, frame in enumerate(frames):
-        opts.progress(i, len(frames), name)
-        texts.append(ocr_image(frame, name, opts))
-        total += text_chars(texts[-1])
-        limits.check(name, total)
+
+    def pages() -> Iterator[str]:
+        for i, frame in enumerate(frames):
+            opts.progress(i, len(frames), name)
+            yield ocr_image(frame, name, opts)
+
+    texts = read_pages(pages(), name, limits)
     opts.progress(len(frames), len(frames), name)
     return join_pages(texts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
-from ingest.loaders.common import NO_LIMITS, Limits, _describe, join_pages, text_chars
+from ingest.loaders.common import NO_LIMITS, Limits, _describe, join_pages, read_pages
 from ingest.loaders.zips import check_zip
 from rag.errors import FileError
 from rag.types import PageSpan
@@ -52,12 +52,8 @@ def _load_pptx(raw: bytes, name: str, max_bytes: int,
     try:
         from pptx import Presentation
 
-        texts: list[str] = []
-        total = 0
-        for slide in Presentation(io.BytesIO(raw)).slides:
-            texts.append(_slide_text(slide))
-            total += text_chars(texts[-1])
-            limits.check(name, total)  # slide by slide
+        slides = Presentation(io.BytesIO(raw)).slides
+        texts = read_pages((_slide_text(slide) for slide in slides), name, limits)  # slide by slide
     except FileError:
         raise
     except Exception as exc:
