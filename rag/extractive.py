@@ -282,7 +282,7 @@ class ExtractiveAnswerer:
         """Answer ``question`` from ``hits``: a Retrieval answers its ``query`` (the standalone question the
         Asker retrieved with); plain hits answer the question joined to ``history`` when it is elliptic."""
         t0 = time.perf_counter()
-        got = hits if isinstance(hits, Retrieval) else Retrieval(contextualize(question, history), tuple(hits))
+        got = Retrieval.of(hits, lambda: contextualize(question, history))
         query, hits = got.query.strip(), got.hits
         standalone = query if query != question.strip() else None
         ranked, passage_sim = self.score(query, hits, question if standalone else None, got.vector)

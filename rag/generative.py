@@ -339,13 +339,8 @@ class GenerativeAnswerer:
     def prompt_for(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> str:
         """What the model is sent for this question (after rewriting a follow-up): the worked example and the
         prompt, rendered as one text."""
-        got = self._retrieval(question, hits, history)
+        got = Retrieval.of(hits, lambda: self.rewrite(question, history))
         return render_messages(build_messages(got.query, self._shown(got.query, got.hits)[1]))
-
-    def _retrieval(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn]) -> Retrieval:
-        """``hits`` as a Retrieval: the Asker's as it is (its query is the rewrite); plain hits answer the
-        question rewritten here when there is history."""
-        return hits if isinstance(hits, Retrieval) else Retrieval(self.rewrite(question, history), tuple(hits))
 
     def _shown(self, question: str, hits: Sequence[Hit], keep: Sequence[str] = ()) -> tuple[list[Hit], list[Hit]]:
         """(the hits the model is shown, as they are; the same as the prompt shows them, condensed)."""
@@ -460,7 +455,7 @@ class GenerativeAnswerer:
                  history: Sequence[Turn]) -> Answer | dict[str, Any]:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        got = self._retrieval(question, hits, history)
+        got = Retrieval.of(hits, lambda: self.rewrite(question, history))  # plain hits: rewritten here
         if history and not isinstance(hits, Retrieval):
             timings["rewrite"] = (time.perf_counter() - t0) * 1000
         standalone, hits = got.query, got.hits

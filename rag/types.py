@@ -5,6 +5,7 @@ Frozen dataclasses inside the system; JSON conversion happens at the edges (CLI,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,9 +98,10 @@ class Retrieval:
     vector: Any = field(default=None, compare=False, repr=False)  # a numpy array of the embedder's dimension
 
     @classmethod
-    def of(cls, query: str, hits: Any) -> Retrieval:
-        """``hits`` as a Retrieval for ``query``: a Retrieval is kept as it is, a sequence of hits is wrapped."""
-        return hits if isinstance(hits, Retrieval) else cls(query, tuple(hits))
+    def of(cls, hits: Any, query: Callable[[], str]) -> Retrieval:
+        """``hits`` as a Retrieval: the Asker's is kept as it is; plain hits (tests, tools) are wrapped with the
+        query ``query()`` makes (the answerer completes a follow-up itself then; only called for plain hits)."""
+        return hits if isinstance(hits, Retrieval) else cls(query(), tuple(hits))
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class StubExtractive:
 
     def answer(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
         self.calls.append(question)
-        hits = Retrieval.of(question, hits).hits
+        hits = Retrieval.of(hits, lambda: question).hits
         if not hits or max((h.dense_score or 0.0) for h in hits) < self.min_relevance:
             return Answer(question, ABSTAIN_TEXT, None, True, hits=tuple(hits))
         c = hits[0].chunk
