@@ -155,13 +155,20 @@ def claim_stem(w: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Tokens that carry content: ``CLAIM_STOPWORDS`` dropped, number words as digits, crude stemming."""
+    return list(_content_words(text))
+
+
+@lru_cache(maxsize=1 << 15)
+def _content_words(text: str) -> tuple[str, ...]:
+    # cached: an answer analyses each candidate sentence several times (as itself, as the next one's context, in
+    # the evidence check), and the texts are short; ~8 ms of an answer's time before this cache
     out = []
     for tok in claim_tokens(text):
         tok = NUMBER_WORDS.get(tok, tok)
         if tok in CLAIM_STOPWORDS or tok == "'":
             continue
         out.append(tok if tok[0].isdigit() else claim_stem(tok.removesuffix("'s")))
-    return out
+    return tuple(out)
 
 
 # -- the answerer's short spans: span_tokens ----------------------------------------------------------------------
