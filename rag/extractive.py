@@ -334,9 +334,9 @@ class ExtractiveAnswerer:
         margin = math.inf if want.multi_part else self.evidence_margin
         close = [s for s in ranked[:self.evidence_sentences] if s.score >= best.score - margin]
         first_gap = None
-        for s in close:  # analysed one at a time: the first sentence usually holds the evidence
+        for s in close:  # analysed only when the check needs more than the words (rag.nlp.LazyAnalysis)
             others = [h.chunk.text for h in hits if h.chunk.source != s.hit.chunk.source]
-            gap = evidence_gap(want, self.analyzer.analyze([s.text])[0], s.previous, self._similar,
+            gap = evidence_gap(want, self.analyzer.lazy(s.text), s.previous, self._similar,
                                on_topic=s is not best, passages=others)
             if gap is None:
                 return [s, *(r for r in ranked if r is not s)], None
@@ -372,7 +372,7 @@ class ExtractiveAnswerer:
         only as a whole constituent of the asked kind (rag.answer_check.whole_answer); a typed question whose
         patterns found nothing whole takes the value of its kind nearest the question's words."""
         found = []  # (key, sentence index, start, end): the best span of each quoted sentence
-        analyses = self.analyzer.analyze([s.text for s in chosen]) if self.check_evidence else [None] * len(chosen)
+        analyses = [self.analyzer.lazy(s.text) if self.check_evidence else None for s in chosen]
         for i, (s, an) in enumerate(zip(chosen, analyses, strict=True)):
             if i and an is not None and evidence_gap(want, an, s.previous, self._similar) is not None:
                 continue  # a second quote adds context; the short answer comes from evidence only

@@ -5,9 +5,10 @@ The extractive answerer uses it for two checks a regular expression cannot make 
 thing of the kind the question asks for (a person for "who", a date for "when"), and is a short answer a whole
 constituent (a whole name, a whole number with its unit, a whole noun phrase) rather than words cut out of one.
 
-Only the few sentences an answer considers are analysed (one batched ``pipe`` call, ~3 ms a sentence on 2 cores),
-and analyses are kept in a small cache keyed by the sentence text. The pipeline is loaded on first use (~1 s);
-``load()`` can be called ahead to take that off the first answer.
+Only the few sentences an answer considers are analysed, and only when a check needs more than their words
+(``Analyzer.lazy``; 5-10 ms a sentence on 2 cores, most of it the entity recogniser); analyses are kept in a
+small cache keyed by the sentence text. The pipeline is loaded on first use (~1 s); ``load()`` can be called
+ahead to take that off the first answer.
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ class Analyzer:
 
         threading.Thread(target=run, name="citeqa-nlp-load", daemon=True).start()
 
+    def lazy(self, text: str) -> Analysis:
+        """``text``'s Analysis, made on first use of anything but its text (see LazyAnalysis)."""
+        return LazyAnalysis(self, text)  # type: ignore[return-value]  # an Analysis in every use
+
     def analyze(self, texts: Sequence[str]) -> list[Analysis]:
         """One Analysis per text, in order; texts not seen before are analysed in one batch."""
         self.load()
@@ -141,6 +146,28 @@ class Analyzer:
             for t in texts:
                 self._cache.move_to_end(t)
             return [self._cache[t] for t in texts]
+
+
+class LazyAnalysis:
+    """An Analysis made only when something besides its text is read: most sentences an answer considers fail
+    the evidence check on their words alone (rag.answer_check needs the entities and words only for a typed or
+    counting question, and for the short answer), and spaCy costs ~5-10 ms a sentence on 2 cores."""
+
+    __slots__ = ("_analyzer", "_done", "text")
+
+    def __init__(self, analyzer: Analyzer, text: str) -> None:
+        self._analyzer = analyzer
+        self._done: Analysis | None = None
+        self.text = text
+
+    @property
+    def analysis(self) -> Analysis:
+        if self._done is None:
+            self._done = self._analyzer.analyze([self.text])[0]
+        return self._done
+
+    def __getattr__(self, name: str) -> Any:  # entities, phrases, words and Analysis's methods
+        return getattr(self.analysis, name)
 
 
 class _NoTorch(importlib.abc.MetaPathFinder):
