@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from rag.nlp import PERSON_LIKE, PLACE_LIKE, QUANTITY_LIKE, TIME_LIKE, Analysis, Span, bare
 from rag.short_answers import _DATE_SPAN, _NUM_SPAN, _SHORT_YEAR
@@ -150,7 +151,12 @@ KIND_NOUN = {"who": "person or organisation", "where": "place", "date": "date", 
 
 
 def _stems(text: str) -> set[str]:
-    return set(content_words(fold(text)))
+    return set(_stem_set(text))
+
+
+@lru_cache(maxsize=1 << 14)
+def _stem_set(text: str) -> frozenset[str]:
+    return frozenset(content_words(fold(text)))
 
 
 def _named(name: str, stems: set[str]) -> bool:
@@ -228,7 +234,13 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
     """The entities of ``analysis`` of the asked kind that are not just the question's own words (the answer to
     "Who founded Acme?" is not "Acme")."""
     qstems = _stems(a.question)
-    out = [e for e in analysis.entities_of(kind_labels(a)) if not _stems(e.text) <= qstems]
+
+    def own(text: str) -> bool:  # the question's own words; a number only where the question writes it alone
+        if a.kind == "num" and _BARE_NUMBER.fullmatch(text):  # the "6" of "MiniLM-L6" is no 6 of the question
+            return re.search(rf"(?<![\w.,]){re.escape(text)}(?!\w|[.,]\d)", a.question) is not None
+        return _stems(text) <= qstems
+
+    out = [e for e in analysis.entities_of(kind_labels(a)) if not own(e.text)]
     if a.kind == "who":  # "meets every March in Marbury": a place, not who
         out = [e for e in out if e.label in ("PERSON", "ORG") or _word_before(analysis, e.start) not in _PLACE_PREP]
     if a.kind == "date":  # "for ten years" says how long, not when
@@ -243,7 +255,7 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
     if a.kind == "num":  # numbers spaCy leaves unlabelled ("128" in a table row): a number word of its own
         labelled = [(e.start, e.end) for e in out]
         for w in analysis.words:
-            if w.pos == "NUM" and not any(s <= w.start < e for s, e in labelled) and not _stems(w.text) <= qstems:
+            if w.pos == "NUM" and not any(s <= w.start < e for s, e in labelled) and not own(w.text):
                 out.append(Span(w.start, w.end, w.text, "CARDINAL"))
     if a.kind in ("num", "date"):  # what the patterns see that the model did not label ("in 911", "at most two")
         seen = [(e.start, e.end) for e in out]
@@ -252,7 +264,7 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
             for m in pat.finditer(analysis.text):
                 g = 1 if pat is _SHORT_YEAR else 0
                 st, en = m.start(g), m.end(g)
-                if not any(x < en and st < y for x, y in seen) and not _stems(m.group(g)) <= qstems:
+                if not any(x < en and st < y for x, y in seen) and not own(m.group(g)):
                     out.append(Span(st, en, m.group(g), "DATE" if a.kind == "date" else "CARDINAL"))
                     seen.append((st, en))
     if a.kind == "num" and not a.wants_duration:  # a bare year is not a count
@@ -260,6 +272,7 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
     return out
 
 
+_BARE_NUMBER = re.compile(r"\d[\d.,]*")
 _PLACE_PREP = frozenset({"in", "at", "near", "from", "into", "across", "to", "of"})
 _DURATION = re.compile(r"^(?:for\s+)?(?:\w+[\s-])*(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?)$", re.I)
 
@@ -287,12 +300,63 @@ def evidence_gap(a: Asked, sentence: Analysis, context: str = "", similar: Simil
         gone = [a.attributes[-1]]
     if gone:
         return "does not mention " + _join(gone)
-    if a.stated and not typed_values(a, sentence):
-        noun = KIND_NOUN[a.kind]
-        if a.kind == "num" and a.counted:
-            noun = f"number of {a.counted}"
-        return f"names no {noun}"
+    if a.stated:
+        values = typed_values(a, sentence)
+        if not values or counts_other_things(a, sentence, values, similar):
+            noun = KIND_NOUN[a.kind]
+            if a.kind == "num" and a.counted:
+                noun = f"number of {a.counted}"
+            return f"names no {noun}"
     return None
+
+
+def nouns_counted_by(analysis: Analysis, value: Span) -> list[str]:
+    """The nouns a number counts: those of the noun phrase right after it, at most three words ("32 hexadecimal
+    characters" counts characters); none for a number that counts nothing ("is 60", "at most two")."""
+    nouns = []
+    for w in [w for w in analysis.words if w.start >= value.end][:3]:
+        if w.pos not in _NOUN_PHRASE:
+            break
+        if w.pos in ("NOUN", "PROPN"):
+            nouns.append(w.text)
+    return nouns
+
+
+def counts_asked_thing(a: Asked, nouns: Sequence[str], similar: Similar | None) -> bool:
+    """One of ``nouns`` is the question's counted thing or means the same ("workers" for "employees")."""
+    if not nouns or not a.counted:
+        return False
+    want = _stems(a.counted)
+    if any(_stems(n) & want for n in nouns):
+        return True
+    return similar is not None and similar(a.counted, list(dict.fromkeys(nouns))) >= COUNTED_SIMILARITY
+
+
+def counts_other_things(a: Asked, analysis: Analysis, values: Sequence[Span], similar: Similar | None) -> bool:
+    """A how-many question's counted thing is not what the sentence's numbers count: every number in it counts
+    nouns and none of them is the counted thing ("two ingests of a collection" holds no number of collections).
+    A number that counts no noun may be the answer, so it keeps the sentence."""
+    if a.kind != "num" or not a.counted or similar is None:
+        return False
+    nouns: list[str] = []
+    for v in values:
+        counted = nouns_counted_by(analysis, v)
+        if not counted:
+            return False
+        nouns += counted
+    return not counts_asked_thing(a, nouns, similar)
+
+
+def counting_value(a: Asked, analysis: Analysis, similar: Similar | None) -> Span | None:
+    """The number of ``analysis`` that counts the question's counted thing ("6" of "with 6 layers ... 384
+    dimensions" for "how many layers"); None when no number, or more than one, does."""
+    if a.kind != "num" or not a.counted:
+        return None
+    hits = [v for v in typed_values(a, analysis) if counts_asked_thing(a, nouns_counted_by(analysis, v), similar)]
+    return hits[0] if len(hits) == 1 else None
+
+
+_NOUN_PHRASE = frozenset({"NOUN", "PROPN", "ADJ", "NUM", "ADV"})
 
 
 _CAPITALISED = re.compile(r"(?<![\w'])[A-Z][\w'-]*[a-z0-9][\w'-]*")

@@ -33,6 +33,7 @@ from rag.answer_check import (
     bare_modifier,
     best_phrase,
     best_typed,
+    counting_value,
     evidence_gap,
     missing_terms,
     question_names,
@@ -386,6 +387,9 @@ class ExtractiveAnswerer:
                     typed = want.kind in ("who", "where", "date", "num")
                     whole = best_typed(want, an, near) if typed else best_phrase(want, an, near)
                     key = TYPED_FALLBACK_KEY
+            if an is not None and want.counted and (v := counting_value(want, an, self._similar)) is not None:
+                if not whole or not (whole[0] < v.end and v.start < whole[1]):
+                    whole, key = (v.start, v.end), min(key, TYPED_FALLBACK_KEY)  # "6" of "6 layers", not "384"
             if whole and an is not None and bare_modifier(want, an, *whole):
                 whole = None  # "most important" is no answer to "what ...?": the quote stands alone
             if whole and (whole[1] - whole[0]) < len(s.text):

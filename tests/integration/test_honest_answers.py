@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer_check import asked, evidence_gap, missing_terms, whole_answer
+from rag.answer_check import asked, counting_value, evidence_gap, missing_terms, whole_answer
 from rag.extractive import ExtractiveAnswerer
 from rag.nlp import Analyzer
 from rag.short_answers import question_type
@@ -101,6 +101,38 @@ def test_evidence_gap_of_a_sentence(analyzer: Analyzer) -> None:
     assert evidence_gap(a, analyzer.analyze(["The Halden mill was founded by Ole Brandt in 1851."])[0]) is None
     gap = evidence_gap(a, analyzer.analyze(["The Halden mill was founded in 1851 on the river."])[0])
     assert gap == "names no person or organisation"
+
+
+def test_a_number_that_counts_another_thing_is_no_count(embedder, analyzer: Analyzer) -> None:
+    """'How many collections' is not answered by "two ingests of a collection": the number counts ingests."""
+    similar = ExtractiveAnswerer(embedder, analyzer=analyzer)._similar
+    q = "How many collections can citeqa ingest at once?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    other = analyzer.analyze(["The lock keeps two ingests of a collection from running at once."])[0]
+    assert evidence_gap(a, other, similar=similar) == "names no number of collections"
+    same = analyzer.analyze(["citeqa can ingest three collections at once."])[0]
+    assert evidence_gap(a, same, similar=similar) is None
+    bare_number = analyzer.analyze(["The number of collections citeqa ingests at once is 4."])[0]
+    assert evidence_gap(a, bare_number, similar=similar) is None  # a number that counts no noun may be the answer
+    q = "How many employees did Acme Corp have in 2017?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    synonym = analyzer.analyze(["Acme Corp employed 340 workers in 2017."])[0]
+    assert evidence_gap(a, synonym, similar=similar) is None  # workers mean employees
+
+
+def test_the_short_answer_counts_the_asked_thing(embedder, analyzer: Analyzer) -> None:
+    """Of "6 layers" and "384 dimensions" the answer to "how many layers" is 6, though the question's model name
+    holds a 6 ("L6" is no number the question asks about)."""
+    similar = ExtractiveAnswerer(embedder, analyzer=analyzer)._similar
+    q = "How many layers does the all-MiniLM-L6-v2 model have?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    s = analyzer.analyze(["It is embedded with all-MiniLM-L6-v2, a model with 6 layers that maps every text to a "
+                          "vector of 384 dimensions."])[0]
+    v = counting_value(a, s, similar)
+    assert v is not None and v.text == "6"
+    chunk = Chunk("/docs/model.txt#0", "/docs/model.txt", s.text, 0, len(s.text), index=0)
+    ans = ExtractiveAnswerer(embedder, analyzer=analyzer).answer(q, retrieve(embedder, [chunk], q, k=1))
+    assert not ans.abstained and ans.short_answer == "6"
 
 
 # -- short answers only when whole -------------------------------------------------------------------------------
