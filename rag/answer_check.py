@@ -53,6 +53,8 @@ def fold(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower()
 
 
+_ALTERNATIVES = re.compile(r"[^,;:?]+\sor\s[^,;:?]+")  # "Sid Haig or Vic Darchinyan"
+_DECADE = re.compile(r"(?<![\w'])(\d{3})0s\b")
 _QNUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^\W\d_]+)", re.I)
 _NOT_COUNTED = frozenset({"do", "does", "did", "is", "are", "was", "were", "has", "have", "had", "can", "could",
@@ -187,7 +189,9 @@ def missing_terms(a: Asked, window: str, sentence: Analysis | None = None,
     gone = [n for n in a.names if not _named(n, stems)]
     if a.compares and len(gone) < len(a.names):
         gone = []  # "Which band was formed first, The Exies or Circus Diablo?": one of them is enough
-    gone += [n for n in a.numbers if not _has_number(n, digits)]
+    decades = set(_DECADE.findall(a.question))  # "in the 1950s": any year of it ("1955")
+    gone += [n for n in a.numbers if not _has_number(n, digits)
+             and not (n[:3] in decades and any(len(d) == 4 and d[:3] == n[:3] for d in digits))]
     if a.counted and not _stems(a.counted) <= stems:
         counted = counted_nouns(sentence) if sentence is not None else []
         if not (counted and similar is not None and similar(a.counted, counted) >= COUNTED_SIMILARITY):
@@ -302,6 +306,10 @@ def evidence_gap(a: Asked, sentence: Analysis, context: str = "", similar: Simil
         return "does not mention " + _join(gone)
     if a.stated:
         values = typed_values(a, sentence)
+        alternatives = _ALTERNATIVES.search(a.question) if a.compares else None
+        if alternatives and not values:  # "Who is older, X or Y?": the answer is one of the question's own
+            offered = _stems(alternatives.group(0))  # names, which typed_values leaves out
+            values = [e for e in sentence.entities_of(kind_labels(a)) if _stems(e.text) <= offered]
         if not values or counts_other_things(a, sentence, values, similar):
             noun = KIND_NOUN[a.kind]
             if a.kind == "num" and a.counted:
@@ -473,12 +481,18 @@ _WHAT_NOUN = re.compile(r"\b(?:what|which)\s+(?!(?:is|are|was|were|do|does|did|c
 _MODIFIER_POS = frozenset(("ADJ", "ADV", "DET", "ADP", "AUX", "VERB", "PART", "CCONJ", "SCONJ"))
 
 
+_CONJUNCTION = re.compile(r"(?:and|or|but|nor)\b", re.I)
+
+
 def bare_modifier(a: Asked, analysis: Analysis, start: int, end: int) -> bool:
-    """The span of an untyped question (what/which) is only modifiers ("most important", "typical", "any
-    finite") and the word after it is not the thing the question asks the kind of: "linear" in "linear time"
-    answers "what type of time?" and is kept; "most important" in "its most important naval base" does not
-    answer "what was the naval base called?". On the SQuAD tune split, 74% of the untyped short answers shown were
-    wrong, most of them such modifiers."""
+    """The span begins with a conjunction (the rest of "Pizza Hut and Domino's" once the question's own "Pizza
+    Hut" is trimmed: "and Domino" is a fragment), or the span of an untyped question (what/which) is only
+    modifiers ("most important", "typical", "any finite") and the word after it is not the thing the question
+    asks the kind of: "linear" in "linear time" answers "what type of time?" and is kept; "most important" in "its
+    most important naval base" does not answer "what was the naval base called?". On the SQuAD tune split, 74% of
+    the untyped short answers shown were wrong, most of them such modifiers."""
+    if _CONJUNCTION.match(analysis.text, start):
+        return True
     if kind_labels(a):
         return False
     words = [w for w in analysis.words if start <= w.start and w.end <= end and w.text[:1].isalnum()]

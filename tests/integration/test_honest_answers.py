@@ -189,6 +189,9 @@ def test_no_short_answer_rather_than_a_fragment(embedder, analyzer: Analyzer) ->
     ("A multi-tape Turing machine requires what type of time?", "It runs in linear time.", "linear", False),
     ("What kind of graph is an example of an input?", "The input is an arbitrary graph.", "arbitrary", False),
     ("What was the naval base called?", "Dyrrachium was its most important naval base.", "Dyrrachium", False),
+    # what is left of a pair once the question's own half is trimmed is a fragment
+    ("Which chain was founded first?", "It trails Pizza Hut and Domino's Pizza.", "and Domino", True),
+    ("Who founded the Halden mill?", "The mill was founded by Ole Brandt and Maria Keller.", "Ole Brandt and", False),
 ])
 def test_a_bare_modifier_is_no_short_answer(analyzer: Analyzer, question: str, sentence: str, start: str,
                                             bare: bool) -> None:
@@ -278,3 +281,20 @@ def test_numbers_written_as_texts_write_years(analyzer: Analyzer) -> None:
 def test_a_how_question_has_no_short_answer(acme) -> None:
     ans = acme("How does Acme Corp publish its annual report?")
     assert not ans.abstained and ans.short_answer is None and "PDF" in ans.citations[0].text
+
+
+def test_a_choice_between_the_questions_names_needs_no_other_name(analyzer: Analyzer) -> None:
+    """"Who is older, X or Y?" is answered by one of its own names: the sentence need not name a third person."""
+    q = "Who is older, Ole Brandt or Maria Keller?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert evidence_gap(a, analyzer.analyze(["Ole Brandt was born in 1851 and Maria Keller in 1902."])[0]) is None
+    q = "Who founded the Halden mill, Ole Brandt or Maria Keller?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert evidence_gap(a, analyzer.analyze(["The Halden mill was founded in 1851."])[0]) is not None  # names neither
+
+
+def test_a_decade_is_mentioned_by_any_of_its_years(analyzer: Analyzer) -> None:
+    q = "Which mill was founded in the 1850s?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert missing_terms(a, "The Halden mill was founded in 1851.") == []
+    assert missing_terms(a, "The Halden mill was founded in 1861.") == ["1850"]
