@@ -2,19 +2,27 @@
 the manifest, the inter-process lock and the crash journal — and what is done to it: ingest, forget, list its
 sources, give a document's text, repair it after a crash. Nothing else opens those files.
 
+On a Chroma server (``CITEQA_CHROMA``) everything a question needs is on the server (issue 16): the chunks, and in
+the collection's ledger (ingest/ledger.py) the manifest records, the texts, the committed version and the ingest
+lock that every replica sees. Each process answers from its in-memory view at the committed version
+(ingest/replica.py), brought up to date before each question; the data directory keeps only the working copy of
+the manifest an ingest edits, uploads and caches. The embedded mode is what it always was.
+
 Parts are built on first use, so a command that only lists sources never loads the embedding model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ingest.loaders.ocr import OcrOptions
-from ingest.manifest import Manifest
+from ingest.manifest import FileEntry, Manifest
 from ingest.runner import Ingestor, IngestReport
 from ingest.texts import TextStore
 from rag.bm25 import BM25Index
@@ -57,6 +65,16 @@ class Collection:
         self._embedder = embedder
         self._client = client
         self._settled: tuple[int, int] | None = None  # (store count, BM25 size) after the last repair
+        # server mode, while this process holds the ledger's lock: what the ledger has committed (source ->
+        # entry), the lock, and the generation the chunks written now will be visible in
+        self._published: dict[str, FileEntry] = {}
+        self._held: Any = None
+        self._next_gen = 0
+
+    @property
+    def shared(self) -> bool:
+        """On a Chroma server: the collection's state is the server's, shared by every process using it."""
+        return self.settings.chroma_host_port is not None
 
     # -- parts (built on first use) ----------------------------------------------------------------------
     @cached_property
@@ -80,12 +98,38 @@ class Collection:
         return ChromaStore(self.client, self.name, self.settings.embedder, create=True)
 
     @cached_property
-    def bm25(self) -> BM25Index:
-        return BM25Index(self.dir / "bm25")
+    def bm25(self) -> Any:  # BM25Index, or on a Chroma server the replica's view (same search/linked)
+        return self.replica if self.shared else BM25Index(self.dir / "bm25")
 
     @cached_property
-    def texts(self) -> TextStore:
-        return TextStore(self.dir / "texts")
+    def texts(self) -> Any:  # TextStore, or on a Chroma server the ledger's texts (same interface)
+        local = TextStore(self.dir / "texts")
+        if not self.shared:
+            return local
+        from ingest.replica import SharedTexts
+
+        return SharedTexts(self.ledger, local)
+
+    @cached_property
+    def ledger(self) -> Any:  # ingest.ledger.Ledger: server mode only
+        from ingest.ledger import Ledger
+
+        return Ledger(self.client, self.name)
+
+    @cached_property
+    def replica(self) -> Any:  # ingest.replica.Replica: server mode only
+        from ingest.replica import Replica
+
+        return Replica(self.ledger, self.store, self.dir / "replica-bm25")
+
+    @cached_property
+    def searchable(self) -> Any:
+        """The chunk store as questions see it: on a Chroma server, only what the replica's view has committed."""
+        if not self.shared:
+            return self.store
+        from ingest.replica import CommittedStore
+
+        return CommittedStore(self.store, self.replica)
 
     @property
     def manifest_path(self) -> Path:
@@ -98,10 +142,17 @@ class Collection:
     @cached_property
     def ingestor(self) -> Ingestor:
         s = self.settings
+        shared: dict[str, Any] = {}
+        store: Any = self.store
+        if self.shared:
+            from ingest.replica import StampedWrites
+
+            store = StampedWrites(self.store, lambda: self._next_gen)
+            shared = {"checkpoint_seconds": 0.0, "publish": self._publish}  # each batch committed when stored
         return Ingestor(
             embedder=self.embedder,
-            store=self.store,
-            bm25=self.bm25,
+            store=store,
+            bm25=None if self.shared else self.bm25,
             manifest_path=self.manifest_path,
             texts=self.texts,
             chunk_size=s.chunk_size,
@@ -110,6 +161,7 @@ class Collection:
             max_text_chars=s.max_text_chars,
             max_seconds=s.max_ingest_seconds,
             ocr=OcrOptions(enabled=s.ocr, max_pages=s.ocr_max_pages),
+            **shared,
         )
 
     def lock(self, timeout: float = 0) -> Any:
@@ -128,7 +180,7 @@ class Collection:
         from filelock import Timeout
 
         try:
-            with self.lock(timeout=0):
+            with self.lock(timeout=0), self._writing(timeout=0):
                 if on_progress is None and progress:
                     return self._ingest_with_bar(paths, prune, commit_lock)
                 return self.ingestor.ingest(paths, prune=prune, progress=on_progress, commit_lock=commit_lock)
@@ -160,23 +212,63 @@ class Collection:
 
     def forget(self, path: str | Path) -> int:
         source = str(Path(path).expanduser().resolve())
-        with self.lock(timeout=30):
+        with self.lock(timeout=30), self._writing(timeout=30):
             n = self.ingestor.forget(source)
         if n == 0:
             raise NotFoundError(f"{source} is not in collection '{self.name}': see `citeqa sources`")
         return n
 
+    # -- server mode: the ledger's lock and commits -----------------------------------------------------
+    @contextmanager
+    def _writing(self, timeout: float) -> Iterator[None]:
+        """On a Chroma server, around an ingest or forget: the ledger's lock (BusyError when another process on
+        any machine holds it); what a killed ingest left is deleted; the working manifest is made the committed
+        one; chunks are written for the next version. A no-op in embedded mode (the file lock is enough)."""
+        if not self.shared:
+            yield
+            return
+        with self.ledger.hold(timeout=timeout) as held:
+            st = self.ledger.discard_uncommitted(held)
+            self.store.delete_newer(st.version)
+            view = self.replica.sync()
+            self._published = copy.deepcopy(view.files)
+            Manifest(self.manifest_path, copy.deepcopy(view.files)).save()
+            self.ingestor.journal.finish()  # this data dir's own crash journal: the ledger's generations replace it
+            self._held, self._next_gen = held, st.version + 1
+            try:
+                yield
+            finally:
+                self._held = None
+
+    def _publish(self, manifest: Manifest) -> None:
+        """Commit what changed in the working manifest since the last commit (the Ingestor's checkpoint)."""
+        if self._held is None:
+            return
+        changes: dict[str, FileEntry | None] = {
+            s: e for s, e in manifest.files.items() if self._published.get(s) != e
+        }
+        changes.update({s: None for s in self._published if s not in manifest.files})
+        if not changes:
+            return
+        version = self.ledger.commit(changes, self._held)
+        self._published = copy.deepcopy(manifest.files)
+        self._next_gen = version + 1
+
+    def _view(self) -> Any:  # the replica's view, brought up to date (server mode)
+        return self.replica.sync()
+
     def sources(self) -> list[SourceInfo]:
-        manifest = Manifest.load(self.manifest_path)
+        files = self._view().files if self.shared else Manifest.load(self.manifest_path).files
         return [
             SourceInfo(e.source, e.chunks, e.content_hash, e.size, e.ingested_at, len(e.pages))
-            for e in sorted(manifest.files.values(), key=lambda e: e.source)
+            for e in sorted(files.values(), key=lambda e: e.source)
         ]
 
     def document_text(self, source: str, max_bytes: int | None = None) -> str | None:
         """The extracted text of an ingested file (offsets of citations point into it). With ``max_bytes``, None
         when the stored text is bigger than that (a 200 MB log is not loaded to show 300 characters of it)."""
-        entry = Manifest.load(self.manifest_path).files.get(source)
+        files = self._view().files if self.shared else Manifest.load(self.manifest_path).files
+        entry = files.get(source)
         if entry and max_bytes is not None:
             size = self.texts.size(entry.content_hash)
             if size is not None and size > max_bytes:
@@ -192,6 +284,8 @@ class Collection:
         store's chunk count when the caller has it. Returns whether a repair ran."""
         from filelock import Timeout
 
+        if self.shared:  # nothing to repair here: readers see only committed versions, writers clean up first
+            return False
         crashed = self.marker.exists()
         count = self.store.count() if count is None else count
         # a store holding chunks this data dir does not list (a shared Chroma collection) keeps disagreeing with
@@ -211,10 +305,14 @@ class Collection:
             return False
 
     def ensure_ready(self) -> None:
-        """Before a question: repair after a crash, and refuse an empty collection with what to do."""
-        count = self.store.count()
-        if self.ensure_repaired(count):
+        """Before a question: repair after a crash (on a Chroma server: bring the view up to the committed
+        version), and refuse an empty collection with what to do."""
+        if self.shared:
+            count = len(self._view().ids)
+        else:
             count = self.store.count()
+            if self.ensure_repaired(count):
+                count = self.store.count()
         if count == 0:
             raise NotFoundError(
                 f"collection '{self.name}' is empty: run `citeqa ingest PATH"

@@ -64,7 +64,8 @@ class Citeqa:
         from rag.retrieve import HybridRetriever
 
         s = self.settings
-        return HybridRetriever(self.query_embedder, self.collection.store, self.collection.bm25 if s.hybrid else None,
+        c = self.collection
+        return HybridRetriever(self.query_embedder, c.searchable, c.bm25 if s.hybrid else None,
                                hybrid=s.hybrid, expand=s.expand, mmr=s.mmr)
 
     @cached_property

@@ -175,9 +175,9 @@ class Ingestor:
         *,
         embedder: Embedder,
         store,  # rag.store.ChromaStore
-        bm25,  # rag.bm25.BM25Index
+        bm25,  # rag.bm25.BM25Index; None on a Chroma server, where each replica derives its own (ingest.replica)
         manifest_path: Path,
-        texts: TextStore,
+        texts: TextStore,  # or ingest.replica.SharedTexts
         chunk_size: int = CHUNK_SIZE,
         chunk_overlap: int = CHUNK_OVERLAP,
         max_bytes: int = 200 * 2**20,
@@ -185,6 +185,8 @@ class Ingestor:
         max_text_chars: int | None = None,
         max_seconds: float | None = None,
         ocr: OcrOptions | None = None,
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        publish: Callable[[Manifest], None] | None = None,
     ) -> None:
         self.embedder = embedder
         self.store = store
@@ -198,6 +200,10 @@ class Ingestor:
         self.max_text_chars = max_text_chars  # per file, see ingest.loaders.Limits
         self.max_seconds = max_seconds
         self.ocr = ocr or OcrOptions()  # images and scanned PDF pages (issue 17)
+        self.checkpoint_seconds = checkpoint_seconds
+        # called with the manifest after each checkpoint has saved it: on a Chroma server, the commit that makes
+        # the files it lists visible to every replica (ingest.collection)
+        self.publish = publish
         self._page_progress: PageProgress | None = None  # while ingest() runs: who hears of each OCR page
         self._lock: CommitLock = nullcontext  # while ingest() runs: the commit_lock it was given
 
@@ -241,7 +247,7 @@ class Ingestor:
             counts = self.store.source_counts()
         self._report_unknown(counts, manifest)
         wanted = manifest.chunk_ids()
-        if self.bm25.ids() != wanted:
+        if self.bm25 is not None and self.bm25.ids() != wanted:
             with self._lock():
                 for source in {s for s in self._bm25_sources()} - set(manifest.files):
                     self.bm25.remove_source(source)
@@ -356,7 +362,7 @@ class Ingestor:
             if pending_chunks >= EMBED_BATCH:
                 self._flush(pending, manifest, report)
                 pending, pending_chunks = [], 0
-                if time.perf_counter() - last_checkpoint > CHECKPOINT_SECONDS:
+                if time.perf_counter() - last_checkpoint > self.checkpoint_seconds:
                     self._checkpoint(manifest)
                     last_checkpoint = time.perf_counter()
         if pending:
@@ -427,8 +433,10 @@ class Ingestor:
                 if r.is_update:
                     new = {c.id for c in r.chunks}
                     self.store.delete_ids([i for i in self.store.ids_for_source(r.doc.source) if i not in new])
-                    self.bm25.remove_source(r.doc.source)
-            self.bm25.add(all_chunks)
+                    if self.bm25 is not None:
+                        self.bm25.remove_source(r.doc.source)
+            if self.bm25 is not None:
+                self.bm25.add(all_chunks)
         for r in pending:
             doc, chunks, size, is_update = r.doc, r.chunks, r.size, r.is_update
             manifest.files[doc.source] = FileEntry(
@@ -469,7 +477,8 @@ class Ingestor:
             self.journal.record(c.id for c in batch)
             with self._lock():
                 self.store.upsert(batch, vectors)
-                self.bm25.add(batch)
+                if self.bm25 is not None:
+                    self.bm25.add(batch)
             ids.extend(c.id for c in batch)
             embedded += sum(len(c.text) for c in batch)
 
@@ -496,7 +505,8 @@ class Ingestor:
             if ids:
                 with self._lock():
                     self.store.delete_ids(ids)
-                    self.bm25.remove_source(source)
+                    if self.bm25 is not None:
+                        self.bm25.remove_source(source)
             report.failed.append((exc.path, exc.reason))
             return
         manifest.files[source] = FileEntry(
@@ -515,12 +525,16 @@ class Ingestor:
     def _checkpoint(self, manifest: Manifest) -> None:
         # BM25 first: a manifest entry must never claim chunks the index does not have.
         with self._lock():
-            self.bm25.save()
+            if self.bm25 is not None:
+                self.bm25.save()
             manifest.save()
+        if self.publish is not None:
+            self.publish(manifest)
 
     def _remove(self, manifest: Manifest, source: str) -> int:
         n = self.store.delete_source(source)
-        self.bm25.remove_source(source)
+        if self.bm25 is not None:
+            self.bm25.remove_source(source)
         manifest.files.pop(source, None)
         return n
 

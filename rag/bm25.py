@@ -273,6 +273,28 @@ class BM25Index:
         if removed:
             self._touch()
 
+    def derived(self, *, drop_sources: Iterable[str], add: Sequence[Chunk], order: Sequence[str]) -> BM25Index:
+        """A new index, held in memory (never ``save`` it: it names this one's directory only for its log lines):
+        this one's corpus without the chunks of ``drop_sources``, plus ``add``, in the order of ``order`` (an id
+        not in it is left out). This one is not changed, so questions running on it are not disturbed; the
+        order makes the scores and their ties the same on every replica (ingest.replica)."""
+        docs = self._ensure_corpus()
+        drop = set(drop_sources)
+        new = BM25Index(self.directory, self.k1, self.b)
+        new._vocab = _Vocab(self._vocab.terms)  # the copied term ids keep their meaning
+        mine = {i: d for i, d in docs.items() if d[0] not in drop}
+        titles = {i: t for i, t in self._titles.items() if i in mine}
+        raw = new._vocab.raw
+        for chunk in add:
+            tids = np.asarray([raw[t] for t in index_raw_tokens(chunk.text)], dtype=np.int32)
+            mine[chunk.id] = (chunk.source, tids[tids >= 0])
+            if chunk.index == 0:
+                titles[chunk.id] = document_title(chunk.text, chunk.source)
+        new._docs = {i: mine[i] for i in order if i in mine}
+        new._titles = {i: t for i, t in titles.items() if i in new._docs}
+        new._touch()
+        return new
+
     def ids(self) -> set[str]:
         return set(self._ensure_corpus())
 

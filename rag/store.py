@@ -7,7 +7,7 @@ chromadb is imported inside functions: importing it costs most of a second."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 FAMILY_KEY = "citeqa_embedding_family"
 EMBEDDER_KEY = "citeqa_embedder"
+# Server mode (issue 16): the ledger generation whose commit makes a chunk visible (ingest/ledger.py). A reader at
+# committed version V queries only chunks with GEN_KEY <= V, so what an ingest has written but not yet committed
+# (or what a killed ingest left) is never an answer.
+GEN_KEY = "citeqa_gen"
 CONNECT_TIMEOUT_S = 5.0  # the Chroma HTTP client itself waits forever (timeout=None) on a silent host
 
 
@@ -165,8 +169,9 @@ class ChromaStore:
         return self._max_batch
 
     # -- writing ---------------------------------------------------------------------------------------
-    def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray) -> None:
-        """Insert or replace ``chunks`` (by id) with their embeddings, in batches under the client's limit."""
+    def upsert(self, chunks: Sequence[Chunk], embeddings: np.ndarray, extra: Mapping[str, Any] | None = None) -> None:
+        """Insert or replace ``chunks`` (by id) with their embeddings, in batches under the client's limit.
+        ``extra``: metadata written with every chunk besides its own (the generation, in server mode)."""
         vecs = np.asarray(embeddings, dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] != len(chunks):
             raise ValueError(f"upsert needs one embedding row per chunk: {len(chunks)} chunks, shape {vecs.shape}")
@@ -184,7 +189,7 @@ class ChromaStore:
                     ids=[c.id for c in batch],
                     embeddings=vecs[rows],
                     documents=[c.text for c in batch],
-                    metadatas=[c.metadata() for c in batch],
+                    metadatas=[{**c.metadata(), **(extra or {})} for c in batch],
                 )
 
     def delete_ids(self, ids: Sequence[str]) -> None:
@@ -194,6 +199,11 @@ class ChromaStore:
             for lo in range(0, len(ids), step):
                 self._col.delete(ids=ids[lo : lo + step])
 
+    def delete_newer(self, generation: int) -> None:
+        """Remove every chunk written for a generation after ``generation`` (what a killed ingest left)."""
+        with self._errors("delete"):
+            self._col.delete(where={GEN_KEY: {"$gt": int(generation)}})
+
     def delete_source(self, source: str) -> int:
         """Remove every chunk of ``source``; return how many were removed."""
         ids = self.ids_for_source(source)
@@ -201,16 +211,22 @@ class ChromaStore:
         return len(ids)
 
     # -- reading ---------------------------------------------------------------------------------------
-    def query(self, embedding: np.ndarray, k: int, source: str | None = None) -> list[tuple[Chunk, float]]:
-        """Top-``k`` chunks by cosine similarity (1 - cosine distance), best first."""
+    def query(self, embedding: np.ndarray, k: int, source: str | None = None,
+              upto: int | None = None) -> list[tuple[Chunk, float]]:
+        """Top-``k`` chunks by cosine similarity (1 - cosine distance), best first. ``upto``: only chunks of
+        that generation or earlier (server mode; chunks without one never match)."""
         if k <= 0:
             return []
         vec = np.asarray(embedding, dtype=np.float32).reshape(1, -1)
+        terms: list[dict[str, Any]] = [{"source": source}] if source is not None else []
+        if upto is not None:
+            terms.append({GEN_KEY: {"$lte": int(upto)}})
+        where = terms[0] if len(terms) == 1 else ({"$and": terms} if terms else None)
         with self._errors("query"):
             res = self._col.query(
                 query_embeddings=vec,
                 n_results=k,
-                where={"source": source} if source is not None else None,
+                where=where,
                 include=["documents", "metadatas", "distances"],
             )
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
