@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(
         None, description="where derived model files go (the int8 model copy); unset = the user's cache folder"
     )
+    feedback_dir: Path | None = Field(
+        None, description="where `citeqa serve` writes feedback files (one a collection); replicas behind a load "
+        "balancer share one (a shared folder); unset = DATA_DIR/feedback"
+    )
     # The variables the Ollama and OpenAI clients' users know, without the CITEQA_ prefix
     ollama_host: str = Field(
         OLLAMA_DEFAULT, validation_alias=AliasChoices("ollama_host", "OLLAMA_HOST"),
@@ -255,7 +259,7 @@ class Settings(BaseSettings):
             return None
         return Path(str(v).strip()).expanduser() if isinstance(v, str) else v
 
-    @field_validator("cache_dir", mode="before")
+    @field_validator("cache_dir", "feedback_dir", mode="before")
     @classmethod
     def _cache_dir(cls, v: Any) -> Any:
         if v is None or v == "":  # CITEQA_CACHE_DIR="" is unset
@@ -378,6 +382,10 @@ class Settings(BaseSettings):
     def collection_dir(self) -> Path:
         """Per-collection side files: manifest, BM25 index, extracted texts, locks."""
         return self.data_dir / "collections" / self.collection
+
+    @property
+    def feedback_folder(self) -> Path:
+        return self.feedback_dir if self.feedback_dir is not None else self.data_dir / "feedback"
 
     @property
     def chroma_dir(self) -> Path:

@@ -209,7 +209,7 @@ class Engine:
         return self.settings.data_dir / "uploads" / collection
 
     def feedback_path(self, collection: str) -> Path:
-        return self.settings.data_dir / "feedback" / f"{collection}.jsonl"
+        return self.settings.feedback_folder / f"{collection}.jsonl"
 
 
 def display_name(source: str, uploads: Path | None = None) -> str:

@@ -46,7 +46,7 @@ def suite_files(engine: Engine) -> dict[str, Path]:
     """The suites a session may pick, by key (``shipped:NAME``, ``feedback:COLLECTION``): the page never holds
     a server path."""
     out = {f"shipped:{p.stem}": p for p in shipped_suites()}
-    fb = engine.settings.data_dir / "feedback"
+    fb = engine.settings.feedback_folder
     if fb.is_dir():
         out.update({f"feedback:{p.stem}": p for p in sorted(fb.glob("*.jsonl"))})
     return out
