@@ -66,13 +66,7 @@ class Api:
 
     def collections(self, key: ApiKey) -> list[str]:
         """The collections a key may use: those of the data directory, and in Chroma server mode the server's."""
-        names = set(self.engine.collections())
-        if self.settings.chroma:
-            from rag.store import citeqa_collections
-
-            client = self.engine.qa().collection.client
-            names.update(n for n in citeqa_collections(client) if not EVAL_COLLECTION.match(n))
-        return sorted(c for c in names if key.allows(c))
+        return [c for c in self.engine.collections() if key.allows(c)]
 
     def collection(self, name: str | None, key: ApiKey, *, param: str = "collection", create: bool = False) -> str:
         """The collection a request names (the server's own when None), checked against the key first, so a

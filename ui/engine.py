@@ -117,10 +117,12 @@ class Engine:
 
     def exists(self, collection: str) -> bool:
         """The server's own collection, one that is open, or one with side files (created in the Library tab or
-        by `citeqa ingest`)."""
+        by `citeqa ingest`), or on a Chroma server one citeqa built there."""
         if collection == self.settings.collection or collection in self._base:
             return True
-        return self.settings_for(collection).collection_dir.is_dir()
+        if self.settings_for(collection).collection_dir.is_dir():
+            return True
+        return bool(self.settings.chroma) and collection in self.collections()  # made by another replica
 
     def qa(self, collection: str | None = None) -> Any:
         """The Citeqa of a collection with the server's settings (the one that ingests and forgets). A collection
@@ -197,12 +199,16 @@ class Engine:
             return qa
 
     def collections(self) -> list[str]:
-        """Collections that have side files in the data directory, plus the server's own; not the ones
-        `citeqa eval` builds for its runs."""
+        """Collections that have side files in the data directory, plus the server's own, plus on a Chroma server
+        the ones citeqa built there (by any replica); not the ones `citeqa eval` builds for its runs."""
         root = self.settings.data_dir / "collections"
         names = {self.settings.collection, *self._base}
         if root.is_dir():
             names.update(p.name for p in root.iterdir() if p.is_dir())
+        if self.settings.chroma:
+            from rag.store import citeqa_collections
+
+            names.update(citeqa_collections(self.qa().collection.client))
         return sorted(n for n in names if n == self.settings.collection or not EVAL_COLLECTION.match(n))
 
     def uploads_dir(self, collection: str) -> Path:
