@@ -13,6 +13,10 @@ import httpx
 import pytest
 
 from evals.tools.cluster import Replica, chroma_run, citeqa_serve
+from ingest.compose import Citeqa
+from ingest.ledger import Ledger
+from rag.errors import BusyError, NotFoundError
+from rag.settings import load_settings
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +29,16 @@ LIGHT = ("# The lighthouse\n\nThe Aran lighthouse was built in 1857 from granite
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Replica, Replica]]:
+def hostport(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with chroma_run(tmp_path_factory.mktemp("chroma") / "data") as hp:
+        yield hp
+
+
+@pytest.fixture(scope="module")
+def replicas(hostport: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Replica, Replica]]:
     root = tmp_path_factory.mktemp("replicas")
-    settings = {"collection": COLLECTION, "api_keys": KEY, "embedder": "minilm-int8",
-                "feedback_dir": str(root / "feedback")}
-    with chroma_run(root / "chroma") as hostport, \
-            citeqa_serve(root / "A", hostport, **settings) as a, citeqa_serve(root / "B", hostport, **settings) as b:
+    settings = {"collection": COLLECTION, "api_keys": KEY, "embedder": "minilm-int8"}
+    with citeqa_serve(root / "A", hostport, **settings) as a, citeqa_serve(root / "B", hostport, **settings) as b:
         yield a, b
 
 
@@ -96,3 +104,79 @@ def test_a_file_forgotten_through_one_replica_is_gone_from_the_others_answers(
     assert sorted(Path(s["source"]).name for s in call(a, "GET", f"collections/{COLLECTION}/sources")) == [
         "ferry.txt", "lighthouse.md"]
     assert seen(ask(b, question)) == seen(after)
+
+
+# -- in process: the lock, a killed ingest -----------------------------------------------------------------------
+def two(hostport: str, tmp_path: Path, embedder: Any, collection: str) -> tuple[Citeqa, Citeqa]:
+    return tuple(Citeqa(load_settings(data_dir=tmp_path / n, collection=collection, chroma=hostport,
+                                      embedder="minilm-int8"), embedder=embedder) for n in "AB")  # type: ignore[return-value]
+
+
+def test_the_ingest_lock_is_one_for_every_process_and_a_dead_holders_expires(
+    hostport: str, tmp_path: Path, embedder: Any
+) -> None:
+    a, b = two(hostport, tmp_path, embedder, "locked")
+    doc = tmp_path / "ferry.txt"
+    doc.write_text(FERRY, encoding="utf-8")
+    with a.collection.ledger.hold(owner="machine-a:1"):
+        with pytest.raises(BusyError, match=r"another ingest into collection 'locked' is running \(by machine-a:1\)"):
+            b.ingest([doc], progress=False)
+    assert b.ingest([doc], progress=False).added == [str(doc.resolve())]
+
+    # a holder that died: its lock is not renewed, and is broken once expired (here after 0.5 s)
+    clock = [1000.0]
+    dead = Ledger(a.collection.client, "locked", ttl=0.5, clock=lambda: clock[0])
+    taker = Ledger(a.collection.client, "locked", ttl=0.5, clock=lambda: clock[0])
+    with dead.hold(owner="dead") as dead_held:
+        dead_held.stop.set()  # its heartbeat stops, as the process's would
+        with pytest.raises(BusyError):
+            with taker.hold(owner="taker"):
+                pass
+        clock[0] += 1.0
+        with taker.hold(owner="taker"):
+            with pytest.raises(BusyError, match="lock of collection 'locked' was lost"):
+                dead.commit({}, dead_held)  # the dead one, come back, commits nothing
+
+
+def test_a_replica_killed_mid_ingest_leaves_nothing_the_other_answers_from(
+    hostport: str, tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two(hostport, tmp_path, embedder, "killed")
+    ferry, buoy = tmp_path / "ferry.txt", tmp_path / "buoy.txt"
+    ferry.write_text(FERRY, encoding="utf-8")
+    buoy.write_text("The harbour bell buoy was painted green in 1990.\n", encoding="utf-8")
+    a.ingest([ferry], progress=False)
+    before = b.ask("What colour was the harbour bell buoy painted?").to_dict()
+
+    def killed(changes: Any, held: Any) -> int:  # the process dies after its chunks are stored, before the commit
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(a.collection.ledger, "commit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        a.ingest([buoy], progress=False)
+    monkeypatch.undo()
+    assert str(buoy.resolve()) in a.store.source_counts(), "its chunks are in the store"
+    after = b.ask("What colour was the harbour bell buoy painted?").to_dict()
+    assert all(Path(h["source"]).name != "buoy.txt" for h in after["retrieved"]), after
+    assert {k: v for k, v in after.items() if k != "timings"} == {k: v for k, v in before.items() if k != "timings"}
+    assert [Path(s.source).name for s in b.sources()] == ["ferry.txt"]
+
+    # the next ingest (any replica) deletes what the killed one left, then does its own work
+    b.ingest([ferry], progress=False)
+    assert str(buoy.resolve()) not in b.store.source_counts()
+    assert b.ingest([buoy], progress=False).added == [str(buoy.resolve())]
+    assert "green" in a.ask("What colour was the harbour bell buoy painted?").answer
+
+
+def test_forgetting_the_last_file_empties_the_collection_for_every_replica(
+    hostport: str, tmp_path: Path, embedder: Any
+) -> None:
+    a, b = two(hostport, tmp_path, embedder, "emptied")
+    doc = tmp_path / "ferry.txt"
+    doc.write_text(FERRY, encoding="utf-8")
+    a.ingest([doc], progress=False)
+    assert "7:45" in b.ask("When does the Corrib ferry leave?").answer
+    assert b.forget(doc) > 0
+    with pytest.raises(NotFoundError, match="is empty"):
+        a.ask("When does the Corrib ferry leave?")
+    assert a.sources() == []
