@@ -180,3 +180,15 @@ def test_forgetting_the_last_file_empties_the_collection_for_every_replica(
     with pytest.raises(NotFoundError, match="is empty"):
         a.ask("When does the Corrib ferry leave?")
     assert a.sources() == []
+
+
+def test_the_replica_load_tool_at_tiny_scale_has_no_errors_and_no_half_ingested_answers(tmp_path: Path) -> None:
+    """evals/tools/bench_replicas.py (40 users, 50 documents in the note): 2 replicas, 3 users, 3 documents
+    ingested by a third process while they ask. The figures are printed, not asserted."""
+    from evals.tools.bench_replicas import run
+
+    got = run(replicas=2, users=3, docs=3, seed_docs=2, work=tmp_path)
+    print(got)
+    assert got["errors"] == 0, got["error_examples"]
+    assert got["half_ingested_answers"] == 0
+    assert got["docs_ingested"] == 3 and got["answers"] > 0
