@@ -199,6 +199,85 @@ def run(*, replicas: int = 2, users: int = 40, docs: int = 50, seed_docs: int = 
     }
 
 
+def scale(chunks: int, per_file: int = 10, dim: int = 384) -> dict[str, Any]:
+    """What grows with the collection, on one ``chroma run``: a replica's cold start (file records and chunk texts
+    read, BM25 index derived), what one small commit costs each replica at its next question (the records since,
+    the new chunks, and the BM25 matrix rebuilt over the whole corpus), and a dense query with the generation
+    filter against one without. Synthetic chunks and random vectors (no model), so only the store is measured."""
+    import numpy as np
+
+    from evals.tools.cluster import chroma_run
+    from ingest.ledger import Ledger
+    from ingest.manifest import FileEntry
+    from ingest.replica import Replica
+    from rag.settings import load_settings
+    from rag.store import GEN_KEY, ChromaStore, open_chroma_client
+    from rag.types import Chunk
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(20000)]
+
+    def make(lo: int, n: int) -> tuple[list[Chunk], dict[str, FileEntry]]:
+        out, files = [], {}
+        for f in range(lo // per_file, (lo + n) // per_file):
+            src = f"/bench/file-{f:06d}.txt"
+            cs = [Chunk(f"c{f:06d}-{j}", src, " ".join(rng.choice(words, 60)), j * 400, j * 400 + 399, index=j)
+                  for j in range(per_file)]
+            out.extend(cs)
+            files[src] = FileEntry(src, f"{f:064x}", 4000, [c.id for c in cs], 0.0)
+        return out, files
+
+    def vecs(n: int) -> np.ndarray:
+        v = rng.standard_normal((n, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    with tempfile.TemporaryDirectory(prefix="citeqa-scale-") as tmp, chroma_run(Path(tmp) / "chroma") as hp:
+        client = open_chroma_client(load_settings(data_dir=Path(tmp) / "d", chroma=hp))
+        store = ChromaStore(client, "scale", "minilm-int8")
+        ledger = Ledger(client, "scale")
+        t0 = time.perf_counter()
+        all_chunks, files = make(0, chunks)
+        for lo in range(0, len(all_chunks), 2000):
+            part = all_chunks[lo : lo + 2000]
+            store.upsert(part, vecs(len(part)), extra={GEN_KEY: 1})
+        with ledger.hold() as held:
+            ledger.commit(files, held)
+        load_s = time.perf_counter() - t0
+        rep = Replica(ledger, store, Path(tmp) / "scratch")
+        t0 = time.perf_counter()
+        rep.sync()
+        cold_sync = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rep.search("w1 w2 w3", 20)
+        cold_first_search = time.perf_counter() - t0
+        new, new_files = make(chunks, per_file)
+        store.upsert(new, vecs(len(new)), extra={GEN_KEY: 2})
+        with ledger.hold() as held:
+            ledger.commit(new_files, held)
+        t0 = time.perf_counter()
+        rep.sync()
+        inc_sync = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rep.search("w1 w2 w3", 20)
+        inc_first_search = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rep.sync()
+        unchanged_sync = time.perf_counter() - t0
+        q = vecs(1)[0]
+        timing: dict[str, float] = {}
+        for label, upto in (("dense_query_ms", None), ("dense_query_with_generation_filter_ms", 2)):
+            ts = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                store.query(q, 20, upto=upto)
+                ts.append((time.perf_counter() - t0) * 1000)
+            timing[label] = round(statistics.median(ts), 1)
+        return {"chunks": chunks + per_file, "files": len(files) + 1, "load_seconds": round(load_s, 1),
+                "replica_cold_sync_s": round(cold_sync, 2), "replica_cold_first_search_s": round(cold_first_search, 2),
+                "one_commit_sync_s": round(inc_sync, 3), "one_commit_first_search_s": round(inc_first_search, 3),
+                "unchanged_sync_ms": round(unchanged_sync * 1000, 1), **timing}
+
+
 def cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -216,12 +295,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs", type=int, default=50, help="documents the third process ingests during the run")
     p.add_argument("--seed-docs", type=int, default=10, help="documents in the collection before the run")
     p.add_argument("--compare", action="store_true", help="run with 2 replicas, then with 1")
+    p.add_argument("--scale", type=int, nargs="*", metavar="CHUNKS",
+                   help="instead: what grows with a collection of these many chunks (e.g. 10000 100000)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--ingest-worker", nargs=4, metavar=("CHROMA", "DATA_DIR", "DOCS", "TIMES"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.ingest_worker:
         chroma, data, docs, times = a.ingest_worker
         ingest_worker(chroma, Path(data), Path(docs), Path(times))
+        return 0
+    if a.scale is not None:
+        report: dict[str, Any] = {"cpu": cpu(), "scale": [scale(n) for n in a.scale or [10000]]}
+        print(json.dumps(report, indent=1))
+        if a.out:
+            a.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         return 0
     counts = [2, 1] if a.compare else [a.replicas]
     runs = [run(replicas=n, users=a.users, docs=a.docs, seed_docs=a.seed_docs) for n in counts]
