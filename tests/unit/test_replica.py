@@ -72,12 +72,14 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.chunks = {c.id: c for s in TEXTS for c in chunks_of(s)}
+        self.filtered: list[int | None] = []  # the generation filter of each query
 
     def get(self, ids: Sequence[str]) -> list[Chunk]:
         return [self.chunks[i] for i in ids if i in self.chunks]
 
     def query(self, embedding: np.ndarray, k: int, source: str | None = None,
               upto: int | None = None) -> list[tuple[Chunk, float]]:
+        self.filtered.append(upto)
         return [(c, 0.5) for c in list(self.chunks.values())[:k]]
 
 
@@ -145,7 +147,10 @@ def test_the_committed_store_shows_only_the_views_chunks(tmp_path: Path) -> None
     ledger.commit({"/d/ferry.txt": entry("/d/ferry.txt")})
     rep.sync()
     store = CommittedStore(rep.store, rep)
+    assert [c.source for c, _ in store.query(np.zeros(3), 2)] == ["/d/ferry.txt"] * 2
+    assert rep.store.filtered == [None], "only committed chunks came back: no second, filtered query"
     assert {c.source for c, _ in store.query(np.zeros(3), 10)} == {"/d/ferry.txt"}
+    assert rep.store.filtered[1:] == [None, 1], "others came back: asked again with the generation filter"
     assert [c.id for c in store.get(["ferry-1", "buoy-0"])] == ["ferry-1"] and store.count() == 2
 
 
