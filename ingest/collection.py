@@ -239,6 +239,7 @@ class Collection:
                 yield
             finally:
                 self._held = None
+        self.replica.sync()  # this process's own writes are in its view at once
 
     def _publish(self, manifest: Manifest) -> None:
         """Commit what changed in the working manifest since the last commit (the Ingestor's checkpoint)."""

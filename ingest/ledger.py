@@ -300,16 +300,3 @@ class Ledger:
                     self._col.delete(ids=[LOCK_ID], where={"token": held.token})
             except StoreError as exc:  # it expires by itself
                 log.warning("citeqa: warning: %s", exc)
-
-    def drop(self) -> None:
-        """Delete the side collection (with its chunk collection)."""
-        from chromadb.errors import NotFoundError as ChromaNotFound
-
-        try:
-            self._client.delete_collection(ledger_name(self.collection))
-        except ChromaNotFound:
-            pass
-        except Exception as exc:
-            if "does not exist" not in str(exc):
-                raise
-        self._col_cache = None

@@ -65,7 +65,10 @@ class Replica:
 
     @property
     def view(self) -> View:
-        return self._view
+        """The view questions use: the last one synced (``Asker.ready`` syncs before each question), or a first
+        one read now."""
+        view = self._view
+        return view if view.version >= 0 else self.sync()
 
     # -- keeping up ---------------------------------------------------------------------------------------
     def sync(self) -> View:
@@ -110,13 +113,12 @@ class Replica:
                         self.ledger.collection, len(fresh) - len(chunks))
         base = old.bm25 if old.bm25 is not None else BM25Index(self._scratch)
         bm25 = base.derived(drop_sources=changed, add=chunks, order=canonical_ids(files))
+        bm25.prepare()  # built here, once: questions on many threads then only read it
         return View(st.version, files, frozenset(cid for e in files.values() for cid in e.chunk_ids), bm25)
 
     # -- the lexical side ------------------------------------------------------------------------------------
     def _bm25(self) -> BM25Index:
-        bm25 = self._view.bm25
-        if bm25 is None:
-            bm25 = self.sync().bm25
+        bm25 = self.view.bm25
         return bm25 if bm25 is not None else BM25Index(self._scratch)
 
     def search(self, query: str, k: int, source: str | None = None) -> list[tuple[str, float]]:
@@ -126,13 +128,13 @@ class Replica:
         return self._bm25().linked(text, k, exclude_sources=exclude_sources, source=source)
 
     def __len__(self) -> int:
-        return len(self._view.ids)
+        return len(self.view.ids)
 
     def ids(self) -> set[str]:
-        return set(self._view.ids)
+        return set(self.view.ids)
 
     def sources(self) -> set[str]:
-        return set(self._view.files)
+        return set(self.view.files)
 
     damaged = None  # the view is read from Chroma, never from a file that can be torn
 

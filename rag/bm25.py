@@ -295,6 +295,11 @@ class BM25Index:
         new._touch()
         return new
 
+    def prepare(self) -> None:
+        """Build the query structure now (it is otherwise built by the first search). Once built, searches only
+        read it: an index shared by threads is prepared before they search it."""
+        self._ensure_index()
+
     def ids(self) -> set[str]:
         return set(self._ensure_corpus())
 
