@@ -61,6 +61,7 @@ class LedgerState:
     version: int = 0
     seq: int = 0
     writing: bool = False
+    stale_write: bool = False  # ``writing`` for longer than a lock lives: its process died mid-commit
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,9 @@ class Ledger:
         if not got["ids"]:
             return LedgerState()
         m = got["metadatas"][0] or {}
-        return LedgerState(int(m.get("version", 0)), int(m.get("seq", 0)), bool(m.get("writing", False)))
+        writing = bool(m.get("writing", False))
+        stale = writing and self._clock() - float(m.get("at", 0.0)) > self._ttl
+        return LedgerState(int(m.get("version", 0)), int(m.get("seq", 0)), writing, stale)
 
     def _put_state(self, state: LedgerState) -> None:
         self._upsert([STATE_ID], [""], [{"kind": "state", "version": state.version, "seq": state.seq,

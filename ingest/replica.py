@@ -78,9 +78,12 @@ class Replica:
             return self._view
         with self._mutex:
             for _ in range(SYNC_TRIES):
-                if st.version == self._view.version and not st.writing:
+                # a commit whose process died while writing it (``stale_write``) left records of a generation
+                # past the version, which the read leaves out: the version itself can be read
+                settled = not st.writing or st.stale_write
+                if st.version == self._view.version and settled:
                     return self._view
-                view = self._next(st) if not st.writing else None
+                view = self._next(st) if settled else None
                 if view is not None:
                     self._view = view
                     return view

@@ -192,3 +192,36 @@ def test_the_replica_load_tool_at_tiny_scale_has_no_errors_and_no_half_ingested_
     assert got["errors"] == 0, got["error_examples"]
     assert got["half_ingested_answers"] == 0
     assert got["docs_ingested"] == 3 and got["answers"] > 0
+
+
+def test_a_commit_cut_off_half_way_is_never_half_seen_and_the_next_ingest_undoes_it(
+    hostport: str, tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = two(hostport, tmp_path, embedder, "cut-commit")
+    ferry, buoy = tmp_path / "ferry.txt", tmp_path / "buoy.txt"
+    ferry.write_text(FERRY, encoding="utf-8")
+    buoy.write_text("The harbour bell buoy was painted green in 1990.\n", encoding="utf-8")
+    a.ingest([ferry], progress=False)
+    question = "What colour was the harbour bell buoy painted?"
+    before = b.ask(question).to_dict()
+    ledger = a.collection.ledger
+    put_state = ledger._put_state
+
+    def dies_before_the_version_moves(state: Any) -> None:  # the file records are written, the version is not
+        if not state.writing:
+            raise KeyboardInterrupt
+        put_state(state)
+
+    monkeypatch.setattr(ledger, "_put_state", dies_before_the_version_moves)
+    with pytest.raises(KeyboardInterrupt):
+        a.ingest([buoy], progress=False)
+    monkeypatch.undo()
+    assert ledger.state().writing, "the commit was cut off while writing"
+    after = b.ask(question).to_dict()
+    assert {k: v for k, v in after.items() if k != "timings"} == {k: v for k, v in before.items() if k != "timings"}
+
+    assert b.ingest([buoy], progress=False).added == [str(buoy.resolve())]  # undoes the cut commit, then ingests
+    assert not ledger.state().writing
+    fresh = two(hostport, tmp_path / "C", embedder, "cut-commit")[0]  # a replica started now
+    assert "green" in fresh.ask(question).answer
+    assert sorted(Path(s.source).name for s in fresh.sources()) == ["buoy.txt", "ferry.txt"]

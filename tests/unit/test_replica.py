@@ -45,6 +45,7 @@ class FakeLedger:
     def __init__(self) -> None:
         self.commits: list[dict[str, FileEntry | None]] = []
         self.writing = False
+        self.stale = False
         self.seq = 0
         self.reads = 0
         self.bump_seq_on_read = False
@@ -54,7 +55,7 @@ class FakeLedger:
         self.seq += 2
 
     def state(self) -> LedgerState:
-        return LedgerState(len(self.commits), self.seq, self.writing)
+        return LedgerState(len(self.commits), self.seq, self.writing, self.writing and self.stale)
 
     def files_between(self, after: int, upto: int) -> list[FileRecord]:
         self.reads += 1
@@ -160,3 +161,10 @@ def test_feedback_goes_to_the_configured_folder(tmp_path: Path) -> None:
     assert Engine(load_settings()).feedback_path("docs").parent.name == "feedback"
     shared = tmp_path / "all-replicas"
     assert Engine(load_settings(feedback_dir=str(shared))).feedback_path("docs") == shared / "docs.jsonl"
+
+
+def test_a_commit_whose_process_died_mid_write_does_not_stop_a_new_replica(tmp_path: Path) -> None:
+    ledger, rep = replica(tmp_path)
+    ledger.commit({"/d/ferry.txt": entry("/d/ferry.txt")})
+    ledger.writing = ledger.stale = True  # `writing` for longer than a lock lives
+    assert rep.sync().version == 1 and sorted(rep.view.files) == ["/d/ferry.txt"]
