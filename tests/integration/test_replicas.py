@@ -5,6 +5,7 @@ forgotten through one is gone from the other's answers, and a conversation goes 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,15 @@ def test_the_ingest_lock_is_one_for_every_process_and_a_dead_holders_expires(
         with pytest.raises(BusyError, match=r"another ingest into collection 'locked' is running \(by machine-a:1\)"):
             b.ingest([doc], progress=False)
     assert b.ingest([doc], progress=False).added == [str(doc.resolve())]
+
+    # a live holder renews its lock (every quarter of its life): held three lives long, it is still its own
+    alive, other = (Ledger(a.collection.client, "locked", ttl=0.4) for _ in range(2))
+    with alive.hold(owner="alive") as held:
+        time.sleep(1.2)
+        with pytest.raises(BusyError, match=r"\(by alive\)"):
+            with other.hold(owner="other"):
+                pass
+        alive.check(held)
 
     # a holder that died: its lock is not renewed, and is broken once expired (here after 0.5 s)
     clock = [1000.0]
