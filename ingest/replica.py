@@ -155,8 +155,8 @@ class CommittedStore:
         return self._store.name
 
     def query(self, embedding: np.ndarray, k: int, source: str | None = None) -> list[tuple[Chunk, float]]:
-        """Committed chunks only. Asked first without Chroma's generation filter (a filtered KNN query costs 8x an
-        open one at 10k chunks: evals/tools/bench_replicas.py --scale), and again with it only when chunks the
+        """Committed chunks only. Asked first without Chroma's generation filter (a filtered KNN query costs 6-7x an
+        open one at 10k chunks, 25-30x at 50k: bench_replicas.py --scale), and again with it only when chunks the
         view does not list were among the answers (an ingest running, or this view one commit behind), so that
         ``k`` committed chunks still come back."""
         view = self._replica.view
