@@ -112,6 +112,7 @@ class _ChatTab:
     settings_msg: gr.HTML
     chip_target: gr.Textbox
     chip_go: gr.Button
+    carried: gr.JSON  # the conversation as the browser keeps it (Session.carried): another replica goes on with it
 
 
 def _top_bar(ui: ChatUI, start: Session) -> gr.HTML:
@@ -140,8 +141,9 @@ def _chat_tab(ui: ChatUI, engine: Engine, start: Session) -> _ChatTab:
     # the bridge a citation chip uses (ui/static/app.js): "turn:n" into the box, then a click
     chip_target = gr.Textbox(visible="hidden", elem_id="cq-chip-target")
     chip_go = gr.Button("show citation", visible="hidden", elem_id="cq-chip-go")
+    carried = gr.JSON([], visible="hidden", elem_id="cq-carried")
     return _ChatTab(chatbot, question, send, clear, sources, rating, correct, up, down, fb_status, k, hybrid, backend,
-                    save, settings_msg, chip_target, chip_go)
+                    save, settings_msg, chip_target, chip_go, carried)
 
 
 def _conversation() -> tuple[gr.Chatbot, gr.Textbox, gr.Button, gr.Button]:
@@ -208,13 +210,15 @@ def _settings_box(engine: Engine) -> tuple[gr.Number, gr.Checkbox, gr.Dropdown, 
 def _wire_chat(ui: ChatUI, tab: _ChatTab, sess: gr.State, header: gr.HTML) -> None:
     """The Chat tab's events: asking (at most ASKS_AT_ONCE at a time), clearing, citations, rating, settings."""
     asking = {"concurrency_id": "ask", "concurrency_limit": ASKS_AT_ONCE, **PRIVATE}
-    ask_outputs = [tab.chatbot, tab.question, tab.sources, tab.rating, sess]
+    ask_outputs = [tab.chatbot, tab.question, tab.sources, tab.rating, tab.carried, sess]
     for trigger in (tab.send.click, tab.question.submit):
-        trigger(ui.respond, [tab.question, sess], ask_outputs, show_progress="hidden", **asking).then(
+        trigger(ui.respond, [tab.question, tab.chatbot, tab.carried, sess], ask_outputs, show_progress="hidden",
+                **asking).then(
             None, None, None, js="() => window.citeqaScrollChat && window.citeqaScrollChat()"
         )
-    tab.clear.click(ui.clear, [sess], [tab.chatbot, tab.sources, tab.rating, tab.fb_status, sess], **PRIVATE)
-    tab.chatbot.clear(ui.clear, [sess], [tab.chatbot, tab.sources, tab.rating, tab.fb_status, sess], **PRIVATE)
+    cleared = [tab.chatbot, tab.sources, tab.rating, tab.fb_status, tab.carried, sess]
+    tab.clear.click(ui.clear, [sess], cleared, **PRIVATE)
+    tab.chatbot.clear(ui.clear, [sess], cleared, **PRIVATE)
     tab.chip_go.click(ui.show_citation, [tab.chip_target, sess], [tab.sources, tab.rating, sess],
                       show_progress="hidden", **PRIVATE).then(
         None, [tab.chip_target], None, js="(t) => window.citeqaActivate && window.citeqaActivate(t)"

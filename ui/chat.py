@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from typing import Any
 
 import gradio as gr
 
@@ -84,18 +85,22 @@ class ChatUI:
         return f"Rating **answer {t + 1}**{done}: “{render.markdown_literal(ex.question)}”"  # Markdown: escaped
 
     # -- chat ------------------------------------------------------------------------------------------------
-    def respond(self, question: str, sess: Session, request: gr.Request):
+    def respond(self, question: str, shown: Any, carried: Any, sess: Session, request: gr.Request):
+        """Answer ``question`` in the tab's conversation. ``shown`` and ``carried`` are the chat's messages and the
+        conversation as the browser holds them: a replica that never saw this tab (its own one went away, or the
+        load balancer moved it) takes the conversation from them (``Session.resume``) and goes on with it."""
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question about your documents first.")
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), sess
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), sess
             return
+        sess.resume(carried, shown)
         turn = len(sess.exchanges)
         ex = Exchange(question, sess.collection)
         sess.exchanges.append(ex)
         sess.messages = [*sess.messages, {"role": "user", "content": render.user_html(question)},
                          {"role": "assistant", "content": render.streaming_html("Searching your documents…")}]
-        yield sess.messages, "", gr.skip(), gr.skip(), sess
+        yield sess.messages, "", gr.skip(), gr.skip(), sess.carried(), sess
         try:
             # one answer per session at a time (BusyError, shown in the chat); held until the last piece
             with self.engine.answer_slot(getattr(request, "session_hash", None)):
@@ -114,7 +119,7 @@ class ChatUI:
                         continue
                     text += part
                     sess.messages[-1] = {"role": "assistant", "content": render.streaming_html(text)}
-                    yield sess.messages, gr.skip(), gr.skip(), gr.skip(), sess
+                    yield sess.messages, gr.skip(), gr.skip(), gr.skip(), gr.skip(), sess
                 if final is None:
                     raise CiteqaError("the answer backend stopped without an answer: try again")
                 ex.answer = final
@@ -131,11 +136,12 @@ class ChatUI:
                 "role": "assistant",
                 "content": render.error_html(f"{ex.error} (details are in the server log)"),
             }
-        yield sess.messages, gr.skip(), self.sources_for(sess, sess.selected), self.rating_label(sess), sess
+        yield (sess.messages, gr.skip(), self.sources_for(sess, sess.selected), self.rating_label(sess),
+               sess.carried(), sess)
 
     def clear(self, sess: Session):
         sess.exchanges, sess.messages, sess.selected = [], [], None
-        return [], render.EMPTY_SOURCES, self.rating_label(sess), "", sess
+        return [], render.EMPTY_SOURCES, self.rating_label(sess), "", [], sess
 
     def show_citation(self, target: str, sess: Session):
         parts = (target or "").split(":")  # "turn:n", or "turn:n:page" to show the citation on its PDF page

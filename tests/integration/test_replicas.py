@@ -235,3 +235,46 @@ def test_a_commit_cut_off_half_way_is_never_half_seen_and_the_next_ingest_undoes
     fresh = two(hostport, tmp_path / "C", embedder, "cut-commit")[0]  # a replica started now
     assert "green" in fresh.ask(question).answer
     assert sorted(Path(s.source).name for s in fresh.sources()) == ["buoy.txt", "ferry.txt"]
+
+
+# -- the browser UI: the conversation travels with the page --------------------------------------------------------
+def test_a_browser_conversation_goes_on_on_a_replica_that_never_saw_the_tab(
+    hostport: str, tmp_path: Path, embedder: Any
+) -> None:
+    """The tab's replica goes away between two questions; the page's next question reaches another replica (its
+    Gradio session is new there) carrying the chat and the conversation as the page holds them, and is
+    answered as a follow-up, exactly as the first replica answers it."""
+    from tests.integration.chroma_server import free_port
+    from tests.integration.gradio_events import Events, text_of
+    from ui.app import start
+
+    def factory(s: Any, **kw: Any) -> Citeqa:
+        return Citeqa(s, **{"embedder": embedder, **kw})
+
+    doc = tmp_path / "lighthouse.md"
+    doc.write_text(LIGHT, encoding="utf-8")
+    a_qa, _ = two(hostport, tmp_path, embedder, "ui-replicas")
+    a_qa.ingest([doc], progress=False)
+    apps = [start(load_settings(data_dir=tmp_path / n, collection="ui-replicas", chroma=hostport,
+                                embedder="minilm-int8"), "127.0.0.1", free_port(), factory=factory) for n in "AB"]
+    try:
+        (_, url_a), (_, url_b) = apps
+        with Events(url_a) as on_a, Events(url_b) as on_b:
+            tab = on_a.new_session()
+            first = on_a.call("cq-send", "click", ["When was the Aran lighthouse built?", [], [], None], tab)
+            assert first.success and "1857" in text_of(first.data[0]), first
+            shown, carried = first.data[0], first.data[4]
+            assert [t["question"] for t in carried] == ["When was the Aran lighthouse built?"]
+            follow = "How far out to sea can its lamp be seen?"
+            moved = on_b.call("cq-send", "click", [follow, shown, carried, None], on_b.new_session())
+            stayed = on_a.call("cq-send", "click", [follow, shown, carried, None], tab)
+            assert moved.success and "23 miles" in text_of(moved.data[0][-1]), moved
+            assert moved.data[0] == stayed.data[0], "the same chat, both turns, on either replica"
+            assert len(moved.data[0]) == 4 and [t["question"] for t in moved.data[4]] == [
+                "When was the Aran lighthouse built?", follow]
+            # what the browser sends is checked: a malformed carry starts a fresh conversation, it is not an error
+            odd = on_b.call("cq-send", "click", [follow, shown, [{"question": 3}], None], on_b.new_session())
+            assert odd.success and len(odd.data[0]) == 2 and len(odd.data[4]) == 1
+    finally:
+        for app, _ in apps:
+            app.close()

@@ -429,7 +429,7 @@ def test_markdown_in_ones_own_question_shows_as_text(ui_server: str) -> None:
     from markdown_it import MarkdownIt
 
     q = "Is it ![x](https://evil.example/pixel.png) or [this](https://evil.example/)?"
-    msg = queue_event(ui_server, "cq-send", "click", [q, None])
+    msg = queue_event(ui_server, "cq-send", "click", [q, [], [], None])
     assert msg["success"], msg
     chat = msg["output"]["data"][0]
     user = [m for m in chat if m.get("role") == "user"]

@@ -163,7 +163,7 @@ def test_a_session_cannot_send_the_servers_key_to_its_own_url(docs, factory, mon
         sess = ev.new_session()
         saved = ev.call("cq-save-settings", "click", [5, True, spec, None], sess)
         assert not saved.success and "not in the list of choices" in saved.error, saved
-        asked = ev.call("cq-send", "click", [QUESTION, None], sess)
+        asked = ev.call("cq-send", "click", [QUESTION, [], [], None], sess)
         assert asked.success and "2,000" in chat_text(asked), "answered by the extractive default"
         assert attacker.connections == 0 and SECRET not in attacker.text() and "troops" not in attacker.text()
         assert ev.component_props("cq-llm")["choices"] == [["extractive", "extractive"]], "names only"
@@ -186,7 +186,7 @@ def test_an_operator_backend_is_picked_by_name(docs, factory) -> None:
         sess = ev.new_session()
         saved = ev.call("cq-save-settings", "click", [5, True, "tiny", None], sess)
         assert saved.success and "backend tiny" in saved.data[0]
-        asked = ev.call("cq-send", "click", [QUESTION, None], sess)
+        asked = ev.call("cq-send", "click", [QUESTION, [], [], None], sess)
         answer = chat_text(asked)
         assert asked.success and "cq-answer" in answer and "Could not answer" not in answer, answer
         assert ollama.chat_requests(), "the operator's backend answered"
@@ -208,7 +208,7 @@ def test_llamacpp_paths_from_a_session_are_never_opened(docs, factory, monkeypat
             errors.append(r.error.replace(str(path), "PATH"))
         assert len(set(errors)) == 1, f"the same answer whether the file exists or not: {errors}"
         assert "GGUF" not in errors[0] and "cannot load" not in errors[0]
-        asked = ev.call("cq-send", "click", [QUESTION, None], sess)
+        asked = ev.call("cq-send", "click", [QUESTION, [], [], None], sess)
         assert asked.success and "2,000" in chat_text(asked)
     engine = Engine(load_settings(collection=COLLECTION), factory)
     messages = []
@@ -230,13 +230,13 @@ def test_one_session_cannot_hold_every_answer_slot(docs, factory) -> None:
         a = ev.new_session()
         assert ev.call("cq-save-settings", "click", [5, True, "hang", None], a).success
         t0 = time.monotonic()
-        ids = [ev.submit("cq-send", "click", [QUESTION, None], a) for _ in range(4)]  # every slot, before
+        ids = [ev.submit("cq-send", "click", [QUESTION, [], [], None], a) for _ in range(4)]  # every slot, before
         other: dict[str, object] = {}
 
         def b_asks() -> None:  # another session, on the extractive backend, meanwhile
             time.sleep(0.5)
             with Events(ev.http.base_url.__str__()) as ev2:
-                r = ev2.call("cq-send", "click", [QUESTION, None], ev2.new_session())
+                r = ev2.call("cq-send", "click", [QUESTION, [], [], None], ev2.new_session())
                 other.update(result=r, took=r.finished - t0)
 
         t = threading.Thread(target=b_asks)
