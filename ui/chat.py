@@ -57,6 +57,9 @@ class ChatUI:
         if turn is None or not 0 <= turn < len(sess.exchanges):
             return render.EMPTY_SOURCES
         ex = sess.exchanges[turn]
+        if ex.carried:
+            return (f'<div class="cq-empty">Answer {turn + 1} was given before this conversation moved to this '
+                    "server: its sources are not shown here.</div>")
         if ex.answer is None:
             return f'<div class="cq-empty">Answer {turn + 1} failed: {render._text(ex.error or "")}</div>'
         return render.sources_html(
@@ -94,7 +97,13 @@ class ChatUI:
             gr.Warning("Type a question about your documents first.")
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), sess
             return
-        sess.resume(carried, shown)
+        if sess.resume(carried, shown):
+            last = sess.exchanges[-1].collection  # the collection the page was asking (its choice travels too)
+            try:
+                if last != sess.collection and self.engine.exists(last):
+                    sess.collection = last
+            except ConfigError:  # not a collection name: the session keeps the server's own
+                pass
         turn = len(sess.exchanges)
         ex = Exchange(question, sess.collection)
         sess.exchanges.append(ex)
@@ -169,6 +178,9 @@ class ChatUI:
             gr.Warning("There is no answer to rate yet: ask a question first.")
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), sess
         ex = sess.exchanges[t]
+        if ex.carried:  # its passages are not known here: a feedback case needs them
+            gr.Warning("This answer was given before the conversation moved to this server: rate a later one.")
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), sess
         cited = [c.source for c in ex.answer.citations]
         all_sources = [i.source for i in self.engine.qa(ex.collection).sources()]
         root = feedback.docs_root(cited, self.engine.uploads_dir(ex.collection), all_sources)

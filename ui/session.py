@@ -20,6 +20,7 @@ class Exchange:
     answer: Answer | None = None
     error: str | None = None
     vote: str | None = None
+    carried: bool = False  # taken from what the page carried (Session.resume): its answer text only
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Session:
                 return False
             q, a = q[:CARRIED_CHARS], a[:CARRIED_CHARS] if a is not None else None
             answer = None if a is None else Answer(q, a, None, bool(t.get("abstained")))
-            exchanges.append(Exchange(q, coll, answer, error=None if a is not None else "(not carried)"))
+            exchanges.append(Exchange(q, coll, answer, error=None if a is not None else "(not carried)", carried=True))
         messages = [(m.get("role"), _text_of(m.get("content"))) for m in shown if isinstance(m, dict)]
         messages = messages[-2 * len(exchanges):]
         if len(messages) != 2 * len(exchanges) or not all(

@@ -272,6 +272,10 @@ def test_a_browser_conversation_goes_on_on_a_replica_that_never_saw_the_tab(
             assert moved.data[0] == stayed.data[0], "the same chat, both turns, on either replica"
             assert len(moved.data[0]) == 4 and [t["question"] for t in moved.data[4]] == [
                 "When was the Aran lighthouse built?", follow]
+            # the collection the page was asking travels with it (a name that is none is ignored)
+            other = [{**t, "collection": "no such/name"} for t in carried]
+            named = on_b.call("cq-send", "click", [follow, shown, other, None], on_b.new_session())
+            assert named.success and [t["collection"] for t in named.data[4]] == ["no such/name", "ui-replicas"]
             # what the browser sends is checked: a malformed carry starts a fresh conversation, it is not an error
             odd = on_b.call("cq-send", "click", [follow, shown, [{"question": 3}], None], on_b.new_session())
             assert odd.success and len(odd.data[0]) == 2 and len(odd.data[4]) == 1

@@ -53,3 +53,13 @@ def test_carried_text_is_bounded() -> None:
     assert s.resume([{"question": huge, "collection": "docs", "answer": huge}],
                     [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}])
     assert len(s.exchanges[0].question) == CARRIED_CHARS and len(s.history()[0].answer) == CARRIED_CHARS
+
+
+def test_a_carried_answer_shows_no_sources_and_cannot_be_rated() -> None:
+    from ui.chat import ChatUI
+
+    new = Session("docs", 5, True, "extractive")
+    assert new.resume(talked().carried(), talked().messages)
+    ui = ChatUI(engine=None)  # type: ignore[arg-type]  # neither call may reach the engine
+    assert "before this conversation moved" in ui.sources_for(new, 0)
+    assert ui.vote("up", "", new, turn=0)[-1] is new and new.exchanges[0].vote is None
