@@ -32,12 +32,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingest.manifest import FileEntry
-from rag.errors import BusyError, CiteqaError, StoreError
+from rag.errors import BusyError, StoreError
 
 LEDGER_SUFFIX = "--citeqa-ledger"
 STATE_ID = "state"
@@ -109,18 +109,10 @@ class Ledger:
                     embedding_function=None)
         return self._col_cache
 
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        from rag.store import _root_reason, _store_exceptions
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        from rag.store import chroma_errors
 
-        try:
-            yield
-        except CiteqaError:
-            raise
-        except _store_exceptions() as exc:
-            raise StoreError(
-                f"Chroma {action} on the ledger of collection '{self.collection}' failed ({_root_reason(exc)})"
-            ) from exc
+        return chroma_errors(f"Chroma {action} on the ledger of collection '{self.collection}'")
 
     def _get(self, ids: list[str], include: list[str]) -> dict[str, Any]:
         with self._errors("get"):

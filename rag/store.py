@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -87,6 +87,18 @@ def _store_exceptions() -> tuple[type[BaseException], ...]:
     return (ChromaError, httpx.HTTPError, OSError, ValueError, RuntimeError)
 
 
+@contextmanager
+def chroma_errors(what: str) -> Iterator[None]:
+    """Chroma and transport failures as one-line StoreErrors, "WHAT failed (reason)"; citeqa's own errors pass
+    through. ``what`` names the call and the collection ("Chroma get on collection 'docs'")."""
+    try:
+        yield
+    except CiteqaError:
+        raise
+    except _store_exceptions() as exc:
+        raise StoreError(f"{what} failed ({_root_reason(exc)})") from exc
+
+
 class ChromaStore:
     """One Chroma collection holding the chunks of a citeqa collection (implements ``VectorStore``)."""
 
@@ -146,15 +158,8 @@ class ChromaStore:
                 f"collection '{self._name}' uses {space} distance, citeqa needs cosine: choose another --collection"
             )
 
-    @contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        """Turn Chroma/transport failures into one-line StoreErrors; our own errors pass through."""
-        try:
-            yield
-        except CiteqaError:
-            raise
-        except _store_exceptions() as exc:
-            raise StoreError(f"Chroma {action} on collection '{self._name}' failed ({_root_reason(exc)})") from exc
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        return chroma_errors(f"Chroma {action} on collection '{self._name}'")
 
     @property
     def name(self) -> str:
