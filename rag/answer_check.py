@@ -249,6 +249,9 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
         out = [e for e in out if e.label in ("PERSON", "ORG") or _word_before(analysis, e.start) not in _PLACE_PREP]
     if a.kind == "date":  # "for ten years" says how long, not when
         out = [e for e in out if not _DURATION.search(e.text)]
+    if a.kind == "who":  # "built for people who ...": a common noun that names people answers who, too
+        out += [Span(w.start, w.end, w.text, "PEOPLE") for w in analysis.words
+                if w.pos in ("NOUN", "PRON") and _people(w.text) and not own(w.text)]
     if a.kind in ("who", "where"):  # a proper noun the model did not label ("PSPACE", "Adriatic")
         labelled = [(e.start, e.end) for e in analysis.entities]  # "March" of "every March" is a date
         for w in analysis.words:
@@ -276,6 +279,15 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
     return out
 
 
+_PEOPLE_WORDS = ("people person users teams staff developers engineers researchers scientists students customers "
+                 "members employees workers readers authors owners administrators operators maintainers volunteers "
+                 "anyone everyone someone whoever").split()
+_PEOPLE = frozenset(_PEOPLE_WORDS) | frozenset(content_words(" ".join(_PEOPLE_WORDS)))
+
+
+def _people(word: str) -> bool:
+    """``word`` is a common noun for people ("people", "users", "a team"), which answers who as a name does."""
+    return word.lower() in _PEOPLE or bool(_stems(word) & _PEOPLE)
 _BARE_NUMBER = re.compile(r"\d[\d.,]*")
 _PLACE_PREP = frozenset({"in", "at", "near", "from", "into", "across", "to", "of"})
 _DURATION = re.compile(r"^(?:for\s+)?(?:\w+[\s-])*(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?)$", re.I)

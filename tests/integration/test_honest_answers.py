@@ -298,3 +298,12 @@ def test_a_decade_is_mentioned_by_any_of_its_years(analyzer: Analyzer) -> None:
     a = asked(q, question_type(q), analyzer.analyze([q])[0])
     assert missing_terms(a, "The Halden mill was founded in 1851.") == []
     assert missing_terms(a, "The Halden mill was founded in 1861.") == ["1850"]
+
+
+def test_a_common_noun_for_people_answers_who(analyzer: Analyzer) -> None:
+    """"Who is it built for?" is answered by "people who ...", though no person is named; a thing is no answer."""
+    q = "Who is the Halden mill built for?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert evidence_gap(a, analyzer.analyze(["The Halden mill is built for people who grind grain."])[0]) is None
+    gap = evidence_gap(a, analyzer.analyze(["The Halden mill is built for grinding grain."])[0])
+    assert gap == "names no person or organisation"
