@@ -127,15 +127,10 @@ class Ledger:
                                  documents=documents[lo : lo + step], metadatas=metadatas[lo : lo + step])
 
     def _pages(self, where: dict[str, Any], include: list[str]) -> Iterator[dict[str, Any]]:
+        from rag.store import chroma_pages
+
         page = max(1, min(5000, int(self._client.get_max_batch_size())))
-        offset = 0
-        while True:
-            with self._errors("get"):
-                res = self._col.get(where=where, limit=page, offset=offset, include=include)
-            yield res
-            if len(res["ids"]) < page:
-                return
-            offset += page
+        return chroma_pages(self._col, page, include, where, self._errors)
 
     # -- the committed version -----------------------------------------------------------------------------
     def state(self) -> LedgerState:

@@ -7,7 +7,7 @@ chromadb is imported inside functions: importing it costs most of a second."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,19 @@ def chroma_errors(what: str) -> Iterator[None]:
         raise
     except _store_exceptions() as exc:
         raise StoreError(f"{what} failed ({_root_reason(exc)})") from exc
+
+
+def chroma_pages(col: Any, page: int, include: list[str], where: dict[str, Any] | None,
+                 errors: Callable[[str], AbstractContextManager[None]]) -> Iterator[dict[str, Any]]:
+    """``col.get`` of the records matching ``where``, ``page`` at a time, each call inside ``errors("get")``."""
+    offset = 0
+    while True:
+        with errors("get"):
+            res = col.get(where=where, limit=page, offset=offset, include=include)
+        yield res
+        if len(res["ids"]) < page:
+            return
+        offset += page
 
 
 class ChromaStore:
@@ -257,15 +270,7 @@ class ChromaStore:
     def _pages(self, page: int, include: list[str], where: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """The records matching ``where`` (all without it), ``page`` at a time: at most ``max_batch``, embedded
         Chroma fails a larger page ("too many SQL variables")."""
-        page = min(page, self.max_batch)
-        offset = 0
-        while True:
-            with self._errors("get"):
-                res = self._col.get(where=where, limit=page, offset=offset, include=include)
-            yield res
-            if len(res["ids"]) < page:
-                return
-            offset += page
+        return chroma_pages(self._col, min(page, self.max_batch), include, where, self._errors)
 
     def _get_by_ids(self, ids: Sequence[str], include: list[str]) -> dict[str, tuple[Any, ...]]:
         """id -> (document, metadata[, embedding]) for the ids that exist, in batches."""

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ COLLECTION = "stations"
 _SYL = ["kor", "vath", "lun", "mer", "dris", "tal", "ob", "quen", "sar", "wil", "yth", "zen", "pra", "gol", "hex"]
 _FILLER = ("The coastal station keeps records of weather, tides and passing ships. Keepers rotate every month and "
            "log the state of the lamp, the fog horn and the radio mast. Supplies arrive by boat when the sea allows. ")
+
+
+def _seconds(call: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
 
 
 def station(i: int) -> tuple[str, str, str, str]:
@@ -244,25 +251,15 @@ def scale(chunks: int, per_file: int = 10, dim: int = 384) -> dict[str, Any]:
             ledger.commit(files, held)
         load_s = time.perf_counter() - t0
         rep = Replica(ledger, store, Path(tmp) / "scratch")
-        t0 = time.perf_counter()
-        rep.sync()
-        cold_sync = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rep.search("w1 w2 w3", 20)
-        cold_first_search = time.perf_counter() - t0
+        cold_sync = _seconds(lambda: rep.sync())
+        cold_first_search = _seconds(lambda: rep.search("w1 w2 w3", 20))
         new, new_files = make(chunks, per_file)
         store.upsert(new, vecs(len(new)), extra={GEN_KEY: 2})
         with ledger.hold() as held:
             ledger.commit(new_files, held)
-        t0 = time.perf_counter()
-        rep.sync()
-        inc_sync = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rep.search("w1 w2 w3", 20)
-        inc_first_search = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rep.sync()
-        unchanged_sync = time.perf_counter() - t0
+        inc_sync = _seconds(lambda: rep.sync())
+        inc_first_search = _seconds(lambda: rep.search("w1 w2 w3", 20))
+        unchanged_sync = _seconds(lambda: rep.sync())
         q = vecs(1)[0]
         timing: dict[str, float] = {}
         for label, upto in (("dense_query_ms", None), ("dense_query_with_generation_filter_ms", 2)):

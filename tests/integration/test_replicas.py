@@ -148,13 +148,18 @@ def test_the_ingest_lock_is_one_for_every_process_and_a_dead_holders_expires(
                 dead.commit({}, dead_held)  # the dead one, come back, commits nothing
 
 
+def _ferry_and_buoy(tmp_path: Path) -> tuple[Path, Path]:
+    ferry, buoy = tmp_path / "ferry.txt", tmp_path / "buoy.txt"
+    ferry.write_text(FERRY, encoding="utf-8")
+    buoy.write_text("The harbour bell buoy was painted green in 1990.\n", encoding="utf-8")
+    return ferry, buoy
+
+
 def test_a_replica_killed_mid_ingest_leaves_nothing_the_other_answers_from(
     hostport: str, tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b = two(hostport, tmp_path, embedder, "killed")
-    ferry, buoy = tmp_path / "ferry.txt", tmp_path / "buoy.txt"
-    ferry.write_text(FERRY, encoding="utf-8")
-    buoy.write_text("The harbour bell buoy was painted green in 1990.\n", encoding="utf-8")
+    ferry, buoy = _ferry_and_buoy(tmp_path)
     a.ingest([ferry], progress=False)
     before = b.ask("What colour was the harbour bell buoy painted?").to_dict()
 
@@ -208,9 +213,7 @@ def test_a_commit_cut_off_half_way_is_never_half_seen_and_the_next_ingest_undoes
     hostport: str, tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b = two(hostport, tmp_path, embedder, "cut-commit")
-    ferry, buoy = tmp_path / "ferry.txt", tmp_path / "buoy.txt"
-    ferry.write_text(FERRY, encoding="utf-8")
-    buoy.write_text("The harbour bell buoy was painted green in 1990.\n", encoding="utf-8")
+    ferry, buoy = _ferry_and_buoy(tmp_path)
     a.ingest([ferry], progress=False)
     question = "What colour was the harbour bell buoy painted?"
     before = b.ask(question).to_dict()
