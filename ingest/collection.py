@@ -255,21 +255,21 @@ class Collection:
         self._published = copy.deepcopy(manifest.files)
         self._next_gen = version + 1
 
-    def _view(self) -> Any:  # the replica's view, brought up to date (server mode)
-        return self.replica.sync()
+    def _files(self) -> dict[str, FileEntry]:
+        """The collection's files: on a Chroma server the replica's committed view (brought up to date), else
+        this data directory's manifest."""
+        return self.replica.sync().files if self.shared else Manifest.load(self.manifest_path).files
 
     def sources(self) -> list[SourceInfo]:
-        files = self._view().files if self.shared else Manifest.load(self.manifest_path).files
         return [
             SourceInfo(e.source, e.chunks, e.content_hash, e.size, e.ingested_at, len(e.pages))
-            for e in sorted(files.values(), key=lambda e: e.source)
+            for e in sorted(self._files().values(), key=lambda e: e.source)
         ]
 
     def document_text(self, source: str, max_bytes: int | None = None) -> str | None:
         """The extracted text of an ingested file (offsets of citations point into it). With ``max_bytes``, None
         when the stored text is bigger than that (a 200 MB log is not loaded to show 300 characters of it)."""
-        files = self._view().files if self.shared else Manifest.load(self.manifest_path).files
-        entry = files.get(source)
+        entry = self._files().get(source)
         if entry and max_bytes is not None:
             size = self.texts.size(entry.content_hash)
             if size is not None and size > max_bytes:
@@ -309,7 +309,7 @@ class Collection:
         """Before a question: repair after a crash (on a Chroma server: bring the view up to the committed
         version), and refuse an empty collection with what to do."""
         if self.shared:
-            count = len(self._view().ids)
+            count = len(self.replica.sync().ids)
         else:
             count = self.store.count()
             if self.ensure_repaired(count):
