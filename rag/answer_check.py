@@ -282,12 +282,15 @@ def typed_values(a: Asked, analysis: Analysis) -> list[Span]:
 _PEOPLE_WORDS = ("people person users teams staff developers engineers researchers scientists students customers "
                  "members employees workers readers authors owners administrators operators maintainers volunteers "
                  "anyone everyone someone whoever").split()
+# the words as written too: "people" is a stop word, so it has no stem
 _PEOPLE = frozenset(_PEOPLE_WORDS) | frozenset(content_words(" ".join(_PEOPLE_WORDS)))
 
 
 def _people(word: str) -> bool:
     """``word`` is a common noun for people ("people", "users", "a team"), which answers who as a name does."""
     return word.lower() in _PEOPLE or bool(_stems(word) & _PEOPLE)
+
+
 _BARE_NUMBER = re.compile(r"\d[\d.,]*")
 _PLACE_PREP = frozenset({"in", "at", "near", "from", "into", "across", "to", "of"})
 _DURATION = re.compile(r"^(?:for\s+)?(?:\w+[\s-])*(?:years?|months?|weeks?|days?|hours?|minutes?|seconds?)$", re.I)
