@@ -343,22 +343,13 @@ class Ingestor:
                 last_checkpoint = time.perf_counter()
                 continue
             try:
-                if raw is None:  # the hash is taken again over exactly the bytes parsed
-                    raw = read_file(path, self.max_bytes)
-                    digest, size = hashlib.sha256(raw).hexdigest(), len(raw)
-                doc = document_from_bytes(path, raw, digest, self.max_bytes, limits=limits)
-                raw = None
-                chunks = chunk_document(doc, self.chunk_size, self.chunk_overlap)
-                if not chunks:
-                    raise FileError(source, "no text to index")
-                ready = _Ready(doc, chunks, size, entry is not None)
-                if len(chunks) > EMBED_BATCH:  # a big document is embedded alone, its time limit checked per batch
-                    ready.vectors = self._embed(chunks, limits, source)
+                ready = self._prepare(path, raw, digest, size, entry is not None, limits)
             except FileError as exc:
                 report.failed.append((exc.path, exc.reason))
                 continue
+            raw = None
             pending.append(ready)
-            pending_chunks += len(chunks)
+            pending_chunks += len(ready.chunks)
             if pending_chunks >= EMBED_BATCH:
                 self._flush(pending, manifest, report)
                 pending, pending_chunks = [], 0
@@ -369,12 +360,7 @@ class Ingestor:
             self._flush(pending, manifest, report)
 
         if prune:
-            seen = {str(f) for f in files}
-            for source in sorted(manifest.files):
-                if source not in seen and _under(source, roots) and not Path(source).exists():
-                    with self._lock():
-                        self._remove(manifest, source)
-                    report.removed.append(source)
+            self._prune(manifest, {str(f) for f in files}, roots, report)
         self._checkpoint(manifest)
         with self._lock():
             self.texts.discard_unused({e.content_hash for e in manifest.files.values()})
@@ -383,6 +369,30 @@ class Ingestor:
             progress(total, total, "")
         report.seconds = time.perf_counter() - t0
         return report
+
+    def _prepare(self, path: Path, raw: bytes | None, digest: str, size: int, replaces: bool,
+                 limits: Limits) -> _Ready:
+        """A small file parsed and chunked (embedded too when it has more than a batch of chunks); FileError when
+        it cannot be read or holds no text."""
+        if raw is None:  # the hash is taken again over exactly the bytes parsed
+            raw = read_file(path, self.max_bytes)
+            digest, size = hashlib.sha256(raw).hexdigest(), len(raw)
+        doc = document_from_bytes(path, raw, digest, self.max_bytes, limits=limits)
+        chunks = chunk_document(doc, self.chunk_size, self.chunk_overlap)
+        if not chunks:
+            raise FileError(str(path), "no text to index")
+        ready = _Ready(doc, chunks, size, replaces)
+        if len(chunks) > EMBED_BATCH:  # a big document is embedded alone, its time limit checked per batch
+            ready.vectors = self._embed(chunks, limits, str(path))
+        return ready
+
+    def _prune(self, manifest: Manifest, seen: set[str], roots: Sequence[Path], report: IngestReport) -> None:
+        """Files of the collection under the ingested folders that are gone from the disk are removed."""
+        for source in sorted(manifest.files):
+            if source not in seen and _under(source, roots) and not Path(source).exists():
+                with self._lock():
+                    self._remove(manifest, source)
+                report.removed.append(source)
 
     def _read(self, path: Path) -> tuple[int, str, bytes | None, TextFile | None]:
         """(size, content hash, the bytes if read whole, the TextFile if to be streamed) of a file to ingest."""

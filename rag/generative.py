@@ -29,16 +29,23 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from functools import cache
-from html import escape
-from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any
 
 from rag.defaults import VERIFY_THRESHOLD
 from rag.errors import BackendError
+from rag.prompting import (
+    DEFAULT_STOP,
+    build_messages,
+    build_prompt,
+    condense,
+    format_passages,
+    looks_like_not_found,
+    render_messages,
+    truncate_reply,
+)
 from rag.rewrite import load_prompt, rewrite_question
-from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, Hit, Retrieval, Turn
+from rag.types import ABSTAIN_TEXT, Answer, Citation, Hit, Retrieval, Turn
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -46,153 +53,16 @@ if TYPE_CHECKING:
     from rag.interfaces import Embedder
     from rag.llm_spec import LlmSpec
 
+__all__ = ["DEFAULT_STOP", "NOTE_EMPTY", "NOTE_FALLBACK", "NOTE_MODEL_ABSTAINED", "NOTE_NOT_ASKED",
+           "GenerativeAnswerer", "build_messages", "build_prompt", "condense", "format_passages",
+           "looks_like_not_found", "render_messages", "truncate_reply"]  # the prompt's parts live in rag.prompting
+
 NOTE_FALLBACK = "the model cited nothing checkable; showing the extractive evidence"
 NOTE_EMPTY = "the model returned no answer text; showing the extractive answer"
 NOTE_NOT_ASKED = "no passage is relevant enough, so the model was not asked"
 NOTE_MODEL_ABSTAINED = "the model found no answer in the passages"
 HOP_NEW_PASSAGES = 2  # the second hop's passages that replace the weakest first ones
-# sent to the server as stop sequences (OpenAI-compatible servers take at most four)
-DEFAULT_STOP = ("</passage>", "<passage", "\nQuestion:", "<end_of_turn>")
-STOP_CUT = re.compile(r"</?passage\b|\n\s*Question:|</?question>|<(?:start|end)_of_turn>", re.I)
 MIN_CHECKED_WORDS = 3  # uncited sentences shorter than this (e.g. "Yes.") are not support-checked
-_FENCE = re.compile(r"<(/?)(passage)", re.I)
-_NOT_FOUND = re.compile(
-    r"\b(could ?n[o']t|can ?n[o']t|cannot|unable to|do(?:es)? not|don't|doesn't|no)\b.{0,40}"
-    r"\b(find|found|contain|mention|information|answer)",
-    re.I | re.S,
-)
-
-
-def _fence(text: str) -> str:
-    """Passage text with anything that could close or open the DATA fence neutralised."""
-    return _FENCE.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
-
-
-def format_passages(hits: Sequence[Hit]) -> str:
-    """The numbered passages as they appear in the prompt: ``<passage n="1" source="a.pdf" page="3">…</passage>``."""
-    blocks: list[str] = []
-    for i, h in enumerate(hits, 1):
-        name = Path(h.chunk.source).name or h.chunk.source
-        page = f' page="{h.chunk.page}"' if h.chunk.page is not None else ""
-        blocks.append(
-            f'<passage n="{i}" source="{escape(name, quote=True)}"{page}>\n{_fence(h.chunk.text.strip())}\n</passage>'
-        )
-    return "\n\n".join(blocks)
-
-
-@dataclass(frozen=True)
-class Example:
-    question: str
-    passages: tuple[str, ...]
-    answer: str
-
-
-@cache
-def load_examples() -> tuple[Example, ...]:
-    """The worked examples of rag/prompts/answer_example.txt, in order: each ``question:`` line starts one, its
-    ``passage:`` lines are numbered 1..n, and ``answer:`` is the reply (``passage:`` lines may be left out after the
-    first example: it then reuses the passages before it). Incomplete examples are skipped."""
-    out: list[Example] = []
-    question: str | None = None
-    passages: list[str] = []
-    previous: tuple[str, ...] = ()
-    for line in load_prompt("answer_example").splitlines():
-        key, sep, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if not sep or line.startswith("#") or not value:
-            continue
-        if key == "question":
-            question, passages = value, []
-        elif key == "passage" and question is not None:
-            passages.append(value)
-        elif key == "answer" and question is not None:
-            shown = tuple(passages) or previous
-            if shown:
-                out.append(Example(question, shown, value))
-                previous = shown
-            question, passages = None, []
-    return tuple(out)
-
-
-def load_example() -> Example | None:
-    """The first worked example (None when the file has none)."""
-    examples = load_examples()
-    return examples[0] if examples else None
-
-
-def build_messages(question: str, hits: Sequence[Hit]) -> list[tuple[str, str]]:
-    """The conversation sent to the model as (role, text): the worked examples, each as an earlier (user,
-    assistant) exchange, then the real prompt (user). One user turn per prompt, no system message: some chat
-    templates (Gemma's) drop it."""
-    out: list[tuple[str, str]] = []
-    for ex in load_examples():
-        ex_hits = [
-            Hit(Chunk(id=f"example-{i}", source=f"example{i}.txt", text=t, start=0, end=len(t)), 1.0, rank=i)
-            for i, t in enumerate(ex.passages, 1)
-        ]
-        out += [("user", build_prompt(ex.question, ex_hits)), ("assistant", ex.answer)]
-    out.append(("user", build_prompt(question, hits)))
-    return out
-
-
-def render_messages(messages: Sequence[tuple[str, str]]) -> str:
-    """The conversation as one text, for showing what the model was sent."""
-    return "\n\n".join(f"=== {role} ===\n{text}" for role, text in messages)
-
-
-@cache
-def _instruction_lines() -> tuple[str, ...]:
-    """Lines of the answer prompt's instructions long enough that finding one in a reply means an echo."""
-    lines = (ln.strip().lstrip("- ").strip() for ln in load_prompt("answer").splitlines())
-    return tuple(ln for ln in lines if len(ln) >= 30 and "$" not in ln)
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
-@cache
-def _example_sentences() -> frozenset[str]:
-    """The worked examples' questions, passage sentences and answers (not the abstention line), as words: a reply
-    sentence that is one of them was copied from an example, not from the real passages."""
-    from rag.citations import strip_markers
-    from rag.sentences import split_sentences
-
-    out: set[str] = set()
-    for ex in load_examples():
-        texts = [ex.question, *(p[a:b] for p in ex.passages for a, b in split_sentences(p))]
-        if ex.answer != ABSTAIN_TEXT:
-            texts.append(strip_markers(ex.answer))
-        out.update(w for w in map(_words, texts) if w)
-    return frozenset(out)
-
-
-def truncate_reply(text: str, passages: Sequence[str] = ()) -> str:
-    """The reply cut where a weak model starts writing prompt material (a passage tag, a new question, a chat
-    turn marker, a line of the instructions) instead of answering, or where it repeats a sentence of a worked
-    example that the real ``passages`` do not hold (Qwen2.5 1.5B answered "The Louvre is the most-visited museum
-    in the world. [1]" to a question about file types)."""
-    from rag.citations import parse_markers
-
-    cut = len(text)
-    m = STOP_CUT.search(text)
-    if m:
-        cut = m.start()
-    for line in _instruction_lines():
-        i = text.find(line, 0, cut)
-        if i >= 0:
-            cut = i
-    text = text[:cut]
-    examples = _example_sentences()
-    if examples:
-        real = " " + " ".join(_words(p) for p in passages) + " "
-        for ms in parse_markers(text, 0):
-            key = _words(ms.text)
-            if key in examples and f" {key} " not in real:
-                return text[: ms.start]
-    return text
-
-
 def _insert_marker(text: str, start: int, end: int, n: int) -> str:
     """``text`` with `` [n]`` at the end of the sentence ``text[start:end]``, before its closing punctuation."""
     e = start + len(text[start:end].rstrip())
@@ -201,61 +71,21 @@ def _insert_marker(text: str, start: int, end: int, n: int) -> str:
     return f"{text[:e]} [{n}]{text[e:]}"
 
 
-def condense(question: str, hits: Sequence[Hit], embedder: Embedder, *, sentences: int,
-             keep: Sequence[str] = ()) -> list[Hit]:
-    """``hits`` with each chunk's text cut to its ``sentences`` sentences most similar to ``question`` (cosine of
-    their embeddings), in document order, with `` … `` where sentences were left out. A sentence that holds one of
-    ``keep`` (the extractive evidence) is always kept. The hits keep their ids and spans: citations still point
-    into the full chunk (the span matcher and the support check read ``chunk.text`` of the original hits).
+@dataclass(frozen=True)
+class _Round:
+    """One round of asking the model (the first, or the second hop): what it is sent, and what its answer is made
+    from."""
 
-    Why: on 2 cores the prompt is the cost of an in-process model (~55 tokens/s): five whole passages are ~800
-    tokens, ~15 s before the first token; three passages of two sentences are ~200."""
-    import numpy as np
-
-    from rag.sentences import split_sentences
-
-    spans = [split_sentences(h.chunk.text) for h in hits]
-    flat = [h.chunk.text[a:b] for h, sp in zip(hits, spans, strict=True) for a, b in sp]
-    if not flat:
-        return list(hits)
-    vecs = embedder.embed([question, *flat])
-    sims = vecs[1:] @ vecs[0]
-    out: list[Hit] = []
-    i = 0
-    for h, sp in zip(hits, spans, strict=True):
-        scores = np.asarray(sims[i : i + len(sp)], dtype=np.float64)
-        texts = flat[i : i + len(sp)]
-        i += len(sp)
-        if len(sp) <= sentences:
-            out.append(h)
-            continue
-        must = {j for j, t in enumerate(texts) if any(k and (k in t or t in k) for k in keep)}
-        best = [j for j in np.argsort(-scores) if j not in must][: max(0, sentences - len(must))]
-        chosen = sorted(must | set(int(j) for j in best))
-        parts: list[str] = []
-        for n, j in enumerate(chosen):
-            if n == 0 and j > 0 or n > 0 and j != chosen[n - 1] + 1:
-                parts.append("…")
-            parts.append(texts[j])
-        if chosen[-1] < len(sp) - 1:
-            parts.append("…")
-        out.append(replace(h, chunk=replace(h.chunk, text=" ".join(parts))))
-    return out
-
-
-def build_prompt(question: str, hits: Sequence[Hit]) -> str:
-    """The answer prompt for ``question`` over ``hits`` (rag/prompts/answer.txt)."""
-    return Template(load_prompt("answer")).safe_substitute(
-        passages=format_passages(hits), question=" ".join(question.split())
-    )
-
-
-def looks_like_not_found(text: str) -> bool:
-    """A short reply that says the passages do not contain the answer."""
-    from rag.citations import strip_markers
-
-    plain = " ".join(strip_markers(text).split())
-    return bool(plain) and len(plain.split()) <= 25 and bool(_NOT_FOUND.search(plain))
+    messages: list[tuple[str, str]]  # (role, text), worked examples first (rag.prompting.build_messages)
+    extractive: Answer  # the extractive answer: the relevance check, and the evidence shown when the model cites none
+    timings: dict[str, float]  # filled in as the round runs
+    common: dict[str, Any]  # the fields every Answer of this question shares (question, hits, backend, standalone)
+    hits: list[Hit]  # the passages shown, as they are: citations point into them
+    view: list[Hit]  # the same passages as the prompt shows them (condensed)
+    standalone: str  # the question as answered (a follow-up rewritten)
+    judged: tuple[str, ...] = ()  # notes so far (the verifier's judgement, a second search)
+    hopped: bool = False  # the second hop has run (or is not wanted): no other round follows
+    hop_query: str | None = None
 
 
 class GenerativeAnswerer:
@@ -360,7 +190,7 @@ class GenerativeAnswerer:
         if isinstance(state, Answer):
             return state
         ans = self._finish(state, self._invoke(state))
-        hop = None if state["hopped"] or not _model_abstained(ans) else self._second_hop(state)
+        hop = None if state.hopped or not _model_abstained(ans) else self._second_hop(state)
         return ans if hop is None else self._finish(hop, self._invoke(hop))
 
     def stream(self, question: str, hits: Retrieval | Sequence[Hit],
@@ -374,34 +204,34 @@ class GenerativeAnswerer:
         parts: list[str] = []
         yield from self._stream_into(state, parts)
         ans = self._finish(state, "".join(parts))
-        hop = None if state["hopped"] or not _model_abstained(ans) else self._second_hop(state)
+        hop = None if state.hopped or not _model_abstained(ans) else self._second_hop(state)
         if hop is None:
             yield ans
             return
-        yield f"\n\n(Searching the documents again for: {hop['hop_query']})\n\n"
+        yield f"\n\n(Searching the documents again for: {hop.hop_query})\n\n"
         parts = []
         yield from self._stream_into(hop, parts)
         yield self._finish(hop, "".join(parts))
 
-    def _invoke(self, state: dict[str, Any]) -> str:
+    def _invoke(self, state: _Round) -> str:
         """The model's whole reply to ``state``'s messages; its time is added to ``timings["generate"]``."""
         t0 = time.perf_counter()
         try:
-            reply = self.chat_model.invoke(self._lc_messages(state["messages"]), stop=self.stop)
+            reply = self.chat_model.invoke(self._lc_messages(state.messages), stop=self.stop)
         except Exception as exc:
             raise self._error(exc) from exc
-        timings = state["timings"]
+        timings = state.timings
         timings["generate"] = timings.get("generate", 0.0) + (time.perf_counter() - t0) * 1000
         return _text_of(reply)
 
-    def _stream_into(self, state: dict[str, Any], parts: list[str]) -> Iterator[str]:
+    def _stream_into(self, state: _Round, parts: list[str]) -> Iterator[str]:
         """Yield the model's reply to ``state``'s messages piece by piece, collecting them in ``parts``; the
         first piece's time is ``timings["first_token"]`` (of the first round), the whole is added to
         ``timings["generate"]``."""
-        timings = state["timings"]
+        timings = state.timings
         t0 = time.perf_counter()
         try:
-            for chunk in self.chat_model.stream(self._lc_messages(state["messages"]), stop=self.stop):
+            for chunk in self.chat_model.stream(self._lc_messages(state.messages), stop=self.stop):
                 piece = _text_of(chunk)
                 if not piece:
                     continue
@@ -412,7 +242,7 @@ class GenerativeAnswerer:
             raise self._error(exc) from exc
         timings["generate"] = timings.get("generate", 0.0) + (time.perf_counter() - t0) * 1000
 
-    def _second_hop(self, state: dict[str, Any]) -> dict[str, Any] | None:
+    def _second_hop(self, state: _Round) -> _Round | None:
         """The state of the second round (at most one per question; a retriever must be wired in): the model
         names what to look up (rag/prompts/hop.txt), that is retrieved, and the model is asked over the best
         first passages followed by the new ones. It runs before the answer when the question chains two facts
@@ -422,37 +252,37 @@ class GenerativeAnswerer:
             return None
         from langchain_core.messages import HumanMessage
 
-        standalone = state["standalone"]
+        standalone = state.standalone
         prompt = Template(load_prompt("hop")).safe_substitute(
-            passages=format_passages(state["view"]), question=standalone)
+            passages=format_passages(state.view), question=standalone)
         t0 = time.perf_counter()
         try:
             reply = (self.rewrite_model or self.chat_model).invoke([HumanMessage(content=prompt)], stop=self.stop)
         except Exception as exc:
             raise self._error(exc) from exc
         query = _one_query(_text_of(reply))
-        timings = dict(state["timings"])
+        timings = dict(state.timings)
         timings["hop_query"] = (time.perf_counter() - t0) * 1000
         if not query or query.lower() == standalone.lower():
             return None
         t0 = time.perf_counter()
-        first: list[Hit] = state["hits"]
+        first: list[Hit] = state.hits
         more = [h for h in self.retrieve(query, len(first) or 3) if h.chunk.id not in {f.chunk.id for f in first}]
         timings["hop_retrieve"] = (time.perf_counter() - t0) * 1000
         if not more:
             return None
         keep = max(1, len(first) - HOP_NEW_PASSAGES)
         hits = [*first[:keep], *more[:HOP_NEW_PASSAGES]]
-        shown, view = self._shown(f"{standalone} {query}", hits, [c.text for c in state["extractive"].citations])
+        shown, view = self._shown(f"{standalone} {query}", hits, [c.text for c in state.extractive.citations])
         messages = build_messages(standalone, view)
         self.last_prompt = render_messages(messages)
-        common = {**state["common"], "hits": (*state["common"]["hits"], *more[:HOP_NEW_PASSAGES])}
+        common = {**state.common, "hits": (*state.common["hits"], *more[:HOP_NEW_PASSAGES])}
         note = f"a second search, for \"{query}\", added {len(more[:HOP_NEW_PASSAGES])} passage(s)"
-        return {**state, "messages": messages, "hits": shown, "view": view, "common": common, "timings": timings,
-                "judged": (*state.get("judged", ()), note), "hop_query": query, "hopped": True}
+        return replace(state, messages=messages, hits=shown, view=view, common=common, timings=timings,
+                       judged=(*state.judged, note), hop_query=query, hopped=True)
 
     def _prepare(self, question: str, hits: Retrieval | Sequence[Hit],
-                 history: Sequence[Turn]) -> Answer | dict[str, Any]:
+                 history: Sequence[Turn]) -> Answer | _Round:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         got = Retrieval.of(hits, lambda: self.rewrite(question, history))  # plain hits: rewritten here
@@ -489,23 +319,23 @@ class GenerativeAnswerer:
         shown, view = self._shown(standalone, hits, [c.text for c in ext.citations])
         messages = build_messages(standalone, view)
         self.last_prompt = render_messages(messages)
-        state = {"messages": messages, "extractive": ext, "timings": timings, "common": common, "hits": shown,
-                 "view": view, "standalone": standalone, "judged": judged, "hopped": False}
+        state = _Round(messages=messages, extractive=ext, timings=timings, common=common, hits=shown, view=view,
+                       standalone=standalone, judged=judged)
         if self.retrieve is not None and self.hop_first:
             from rag.answer_check import chains_facts
 
             if chains_facts(standalone):  # the answer needs a second passage: follow the bridge before answering
-                state = self._second_hop(state) or {**state, "hopped": True}
+                state = self._second_hop(state) or replace(state, hopped=True)
         return state
 
-    def _finish(self, state: dict[str, Any], raw: str) -> Answer:
+    def _finish(self, state: _Round, raw: str) -> Answer:
         from rag.citations import parse_markers, renumber, strip_markers
 
-        hits: list[Hit] = state["hits"]
-        timings: dict[str, float] = state["timings"]
-        common: dict[str, Any] = state["common"]
-        ext: Answer = state["extractive"]
-        notes: list[str] = list(state.get("judged", ()))
+        hits: list[Hit] = state.hits
+        timings: dict[str, float] = state.timings
+        common: dict[str, Any] = state.common
+        ext: Answer = state.extractive
+        notes: list[str] = list(state.judged)
         raw = truncate_reply(raw, [h.chunk.text for h in hits]).strip()
         t0 = time.perf_counter()
         sentences = parse_markers(raw, len(hits)) if raw else []
@@ -533,8 +363,32 @@ class GenerativeAnswerer:
         if auto_cited:
             sentences = parse_markers(raw, len(hits))
             notes.append(f"{auto_cited} sentence(s) without a marker were cited to the passage that supports them")
-        # every sentence with markers is checked against the passages it cites; a substantive sentence without
-        # markers against all of them
+        cits, unsupported, uncited = self._checked_citations(sentences, hits)
+        timings["check"] = (time.perf_counter() - t0) * 1000
+        if cits:
+            text, citations = renumber(raw, cits)  # out-of-range markers go; the rest become 1..m by first use
+            if uncited:
+                notes.append(f"{uncited} sentence(s) of the answer cite no passage")
+        else:
+            text, _ = renumber(raw, ())
+            citations = tuple(ext.citations)
+            notes.append(NOTE_FALLBACK)
+        return Answer(
+            answer=text,
+            short_answer=None,
+            abstained=False,
+            citations=tuple(citations),
+            unsupported_sentences=tuple(dict.fromkeys(unsupported)),
+            timings=timings,
+            notes=tuple(notes),
+            **common,
+        )
+
+    def _checked_citations(self, sentences: Sequence[Any],
+                           hits: Sequence[Hit]) -> tuple[list[Citation], list[str], int]:
+        """(one Citation per cited passage, the sentences no passage supports, how many substantive sentences cite
+        nothing). Every sentence with markers is checked against the passages it cites; a substantive sentence
+        without markers against all of them."""
         pairs: list[tuple[str, list[str]]] = []
         checked: list[Any] = []
         uncited = 0
@@ -560,26 +414,7 @@ class GenerativeAnswerer:
             for n in ms.cited:
                 a, b = matcher.best_span(ms.text, hits[n - 1].chunk)
                 per_n.setdefault(n, []).append((a, b, ok, float(res.score)))
-        cits = [self._citation(n, hits[n - 1], spans) for n, spans in per_n.items()]
-        timings["check"] = (time.perf_counter() - t0) * 1000
-        if cits:
-            text, citations = renumber(raw, cits)  # out-of-range markers go; the rest become 1..m by first use
-            if uncited:
-                notes.append(f"{uncited} sentence(s) of the answer cite no passage")
-        else:
-            text, _ = renumber(raw, ())
-            citations = tuple(ext.citations)
-            notes.append(NOTE_FALLBACK)
-        return Answer(
-            answer=text,
-            short_answer=None,
-            abstained=False,
-            citations=tuple(citations),
-            unsupported_sentences=tuple(dict.fromkeys(unsupported)),
-            timings=timings,
-            notes=tuple(notes),
-            **common,
-        )
+        return [self._citation(n, hits[n - 1], spans) for n, spans in per_n.items()], unsupported, uncited
 
     def _cite_unmarked(self, raw: str, sentences: Sequence[Any], hits: Sequence[Hit]) -> tuple[str, int]:
         """``raw`` with a ``[n]`` added to each substantive sentence without markers that passage n supports (the

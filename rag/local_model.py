@@ -26,7 +26,7 @@ from rag.errors import BackendError, ConfigError
 MODEL_LABEL = "Qwen2.5-Coder-1.5B-Instruct Q4_K_M"
 LOCAL_N_CTX = 4096  # k=5 passages of 128 word pieces + the worked example + the answer fit with room to spare
 # What the local model reads per question: the best 3 passages, each cut to its 2 sentences nearest the question
-# (rag.generative.condense), ~200 prompt tokens: on 2 cores the prompt costs ~18 ms a token
+# (rag.prompting.condense), ~200 prompt tokens: on 2 cores the prompt costs ~18 ms a token
 PROMPT_PASSAGES = 3
 SIDE_N_CTX = 2048  # the context of follow-up rewrites and second-hop queries, beside the answer's (LOCAL_N_CTX)
 PASSAGE_SENTENCES = 2

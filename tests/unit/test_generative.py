@@ -199,7 +199,7 @@ def test_a_worked_example_turn_comes_first_and_stop_sequences_are_sent() -> None
 
 
 def test_worked_examples_file_format(monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.generative as gen
+    import rag.prompting as gen
 
     text = (
         "# a comment: question: not this\n"
