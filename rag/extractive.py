@@ -30,22 +30,20 @@ import numpy as np
 from rag.answer_check import (
     Asked,
     asked,
-    bare_modifier,
-    best_phrase,
-    best_typed,
     counting_value,
     evidence_gap,
+    kind_labels,
     missing_terms,
     question_names,
     unnamed,
-    wants_short_answer,
-    whole_answer,
 )
 from rag.followups import _is_elliptic, contextualize
 from rag.nlp import Analyzer
 from rag.short_answers import _best_span, question_type, short_answer_span, typed_answer_strength
 from rag.text import claim_tokens, content_words
 from rag.types import ABSTAIN_TEXT, CONFLICT_LEAD, Answer, Citation, Hit, Retrieval, Turn
+from rag.what_answers import gap_phrase
+from rag.whole_answers import bare_modifier, best_typed, wants_short_answer, whole_answer
 
 if TYPE_CHECKING:
     from rag.interfaces import Embedder
@@ -370,22 +368,27 @@ class ExtractiveAnswerer:
 
     def _short_answer(self, want: Asked, query: str, chosen: list[_Sentence]) -> tuple[str | None, list[_Sentence]]:
         """The short answer and the quotes, the one holding the short answer first. A candidate span is kept
-        only as a whole constituent of the asked kind (rag.answer_check.whole_answer); a typed question whose
+        only as a whole constituent of the asked kind (rag.whole_answers.whole_answer); a typed question whose
         patterns found nothing whole takes the value of its kind nearest the question's words."""
         found = []  # (key, sentence index, start, end): the best span of each quoted sentence
         analyses = [self.analyzer.lazy(s.text) if self.check_evidence else None for s in chosen]
         for i, (s, an) in enumerate(zip(chosen, analyses, strict=True)):
             if i and an is not None and evidence_gap(want, an, s.previous, self._similar) is not None:
                 continue  # a second quote adds context; the short answer comes from evidence only
-            span = _best_span(query, s.text, want.kind)
-            key = span[0] if span else TYPED_FALLBACK_KEY
-            whole = span[1:] if span else None
-            if an is not None:
+            # what/which: the phrase that fills the question's gap (rag.what_answers)
+            untyped = an is not None and not kind_labels(want) and wants_short_answer(want)
+            gap = gap_phrase(query, an) if untyped and an is not None else None
+            if gap is not None:
+                whole, key = (gap[0], gap[1]), float(gap[2])
+            else:  # a typed question, or no noun phrase of its own ("stands for cited question answering")
+                span = _best_span(query, s.text, want.kind)
+                key = span[0] if span else TYPED_FALLBACK_KEY
+                whole = span[1:] if span else None
+            if an is not None and gap is None:
                 whole = whole_answer(want, an, *whole) if whole else None
-                if whole is None and wants_short_answer(want):
+                if whole is None and wants_short_answer(want) and not untyped:
                     near = _question_word_offsets(query, s.text)
-                    typed = want.kind in ("who", "where", "date", "num")
-                    whole = best_typed(want, an, near) if typed else best_phrase(want, an, near)
+                    whole = best_typed(want, an, near)
                     key = TYPED_FALLBACK_KEY
             if an is not None and want.counted and (v := counting_value(want, an, self._similar)) is not None:
                 if not whole or not (whole[0] < v.end and v.start < whole[1]):

@@ -1,7 +1,7 @@
 """Question types and short-answer spans: what kind of thing a question asks for (``question_type``: a number,
 a date, a person, a place, or other) and the candidate spans of a sentence that could be its short answer
 (numbers with their qualifiers for how many/much, dates for when, names for who/where, the phrase next to the
-question's words otherwise), ranked by their distance to the question's words. ``rag.answer_check`` then keeps a
+question's words otherwise), ranked by their distance to the question's words. ``rag.whole_answers`` then keeps a
 candidate only when it is a whole constituent of the expected kind.
 """
 

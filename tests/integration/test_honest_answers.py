@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer_check import asked, counting_value, evidence_gap, missing_terms, whole_answer
+from rag.answer_check import asked, counting_value, evidence_gap, missing_terms
 from rag.extractive import ExtractiveAnswerer
 from rag.nlp import Analyzer
 from rag.short_answers import question_type
 from rag.types import Answer, Chunk, Turn
+from rag.whole_answers import whole_answer
 from tests.integration.test_extractive import retrieve
 
 pytestmark = pytest.mark.integration
@@ -195,7 +196,7 @@ def test_no_short_answer_rather_than_a_fragment(embedder, analyzer: Analyzer) ->
 ])
 def test_a_bare_modifier_is_no_short_answer(analyzer: Analyzer, question: str, sentence: str, start: str,
                                             bare: bool) -> None:
-    from rag.answer_check import bare_modifier
+    from rag.whole_answers import bare_modifier
 
     (an,) = analyzer.analyze([sentence])
     a = asked(question, question_type(question), an)

@@ -1,0 +1,233 @@
+"""Short answers to what/which questions: the noun phrase of the quoted sentence that fills the question's gap.
+
+A what/which question has no type to look for (no name, date or number), so its short answer is chosen among the
+sentence's noun phrases and entities (spaCy's analysis, ``rag.nlp``), and a phrase joined to the next by "of"
+("the number of gates"), by how well it sits where the question's gap is:
+
+- near the question's words in the sentence, with many of them around it;
+- on the side of them where the gap is: "Turing machines are used to define *what*?" wants the phrase after
+  "define"; "*What* is the basis for separation results?" wants the one before "separation results";
+- holding the noun the question asks for ("what thesis ..." -> "Cobham-Edmonds thesis"), or named by "called",
+  "known as", "referred to as" when the question asks a name or a term;
+- a phrase of its own: not the question's words, not only modifiers ("most important"), not a pronoun, short.
+
+The weights were chosen on the SQuAD 2.0 small tune article (Computational_complexity_theory) and reported on
+the other (Normans) and on the docs suite; see the README's evaluation section.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.nlp import Analysis, Word, bare
+from rag.short_answers import _QUALIFIER
+from rag.text import content_words
+
+MAX_WORDS = 8  # a longer phrase is penalised per word beyond SHORT_WORDS, and never offered beyond this
+SHORT_WORDS = 6
+MAX_DISTANCE = 10  # in words: farther from every question word counts as this far
+
+
+@dataclass(frozen=True)
+class Weights:
+    distance: float = 1.0  # per word between the phrase and the nearest question word
+    density: float = 0.5  # per distinct question word within WINDOW words of the phrase
+    side: float = 0.3  # per question word on the side of the phrase where the question's gap is (minus: other side)
+    noun: float = 3.0  # the phrase holds the noun the question asks for, and more
+    naming: float = 3.0  # "called X", "known as X" when the question asks a name or term
+    long: float = 0.5  # per word beyond SHORT_WORDS
+    modifier: float = 3.0  # only adjectives, adverbs, verbs or numbers
+    number: float = 3.0  # a bare number, unless the question asks a value ("which version") or what X is
+    inside: float = 1.5  # per question word inside the phrase (the asked noun excepted)
+
+
+WEIGHTS = Weights()
+WINDOW = 5
+
+_WH = re.compile(r"\b(?:what|which)\b", re.I)
+_ASKED_NOUN = re.compile(
+    r"\b(?:what|which)\s+(?:(?:main|primary|other|specific|general|common|two|three|four)\s+)*"
+    r"(?:(?:types?|kinds?|sorts?|forms?|class(?:es)?|categor(?:y|ies))\s+of\s+)?(?:an?\s+|the\s+)?"
+    r"(?P<noun>[^\W\d_][\w-]*)",
+    re.I,
+)
+# "What is the capital of X?": the answer may stand on either side of "is" ("the capital of X is Y", "Y is the
+# capital of X"), so the side of the gap tells nothing
+_COPULAR = re.compile(r"^\W*(?:what|which)\s+(?:is|are|was|were)\b", re.I)
+_NOT_A_NOUN = frozenset(
+    "is are was were do does did can could would will has have had should might must may been be".split())
+_ASKS_NAME = re.compile(r"\b(?:called|known as|referred to as|termed|named|term|name|nickname)\b", re.I)
+_NAMED_BEFORE = re.compile(r"\b(?:called|known as|referred to as|termed|named|dubbed)\s*(?:an?|the)?\s*$", re.I)
+_LEADING = frozenset("the a an its their his her this these that those our your my".split())
+_TRAILING = frozenset("the a an of in on at and or to for by with its their his her".split())
+_MODIFIER_POS = frozenset({"ADJ", "ADV", "VERB", "AUX", "NUM"})
+_NO_ANSWER_LABELS = frozenset({"CARDINAL", "ORDINAL"})
+_NUMBER = re.compile(r"^v?\d[\d.,:]*$")
+_QUALIFIED = re.compile(_QUALIFIER + r"$", re.I)
+# nouns whose answer is a number or a value ("which version", "what port")
+_VALUE_NOUNS = frozenset(content_words(
+    "version versions port address threshold value number size limit rate timeout score weight constant lambda "
+    "default minimum maximum length percentage ratio level release year"))
+
+
+def _punct(w: Word) -> bool:
+    """Punctuation, a backtick (code in backticks stays whole) excepted."""
+    return not w.text[:1].isalnum() and w.text != "`"
+
+
+def _stems(text: str) -> frozenset[str]:
+    return frozenset(content_words(text))
+
+
+def _gap_sides(question: str) -> dict[str, int]:
+    """Each content word of the question -> -1 when it comes before the what/which, +1 after."""
+    m = _WH.search(question)
+    wh = m.start() if m else 0
+    sides: dict[str, int] = {}
+    for tok in re.finditer(r"\S+", question):
+        for s in _stems(tok.group(0)):
+            sides.setdefault(s, -1 if tok.start() < wh else 1)
+    return sides
+
+
+def asked_noun(question: str) -> frozenset[str]:
+    """The stems of the noun a what/which question asks for ("thesis" of "What thesis states ...?", "machine" of
+    "what type of Turing machine"); empty when it asks none ("What is ...?")."""
+    m = _ASKED_NOUN.search(question)
+    if not m or m.group("noun").lower() in _NOT_A_NOUN:
+        return frozenset()
+    return _stems(m.group("noun"))
+
+
+def _word_range(words: Sequence[Word], start: int, end: int) -> tuple[int, int]:
+    a = next((i for i, w in enumerate(words) if w.end > start), len(words))
+    b = next((i for i, w in enumerate(words) if w.start >= end), len(words))
+    return a, b
+
+
+def _neighbour(phrase: Sequence[Word], qstems: frozenset[str], noun: frozenset[str]) -> bool:
+    """The question's words (other than the noun it asks for) and one common noun: "the chunk size" asked "what
+    is the chunk overlap?" names the asked thing's neighbour, not an answer ("the qpdf tool" asked "which tool"
+    is one)."""
+    theirs = [w for w in phrase if (s := _stems(w.text)) and s <= qstems]
+    own = [w for w in phrase if (s := _stems(w.text)) and not s <= qstems]
+    return len(own) == 1 and any(not _stems(w.text) <= noun for w in theirs) and own[0].pos == "NOUN" \
+        and own[0].text.islower()
+
+
+def _candidates(analysis: Analysis, words: Sequence[Word], qstems: frozenset[str],
+                noun: frozenset[str]) -> list[tuple[int, int]]:
+    """Word ranges of the sentence's noun phrases and entities, and of two noun phrases joined by "of", without
+    leading determiners and edge punctuation; only those holding a word that is not the question's."""
+    chunks = sorted({_word_range(words, p.start, p.end) for p in analysis.phrases})
+    ranges = set(chunks)
+    ranges |= {_word_range(words, e.start, e.end) for e in analysis.entities if e.label not in _NO_ANSWER_LABELS}
+    ranges |= {(i, i + 1) for i, w in enumerate(words) if _NUMBER.match(w.text)}  # "3.11", "127.0.0.1", "60"
+    for (a1, b1), (a2, b2) in zip(chunks, chunks[1:], strict=False):
+        if a2 == b1 + 1 and words[b1].text.lower() == "of":
+            ranges.add((a1, b2))
+    out: set[tuple[int, int]] = set()
+    for a, b in ranges:
+        while a < b and (words[a].text.lower() in _LEADING or _punct(words[a])):
+            a += 1
+        while a < b and (_punct(words[b - 1]) or words[b - 1].pos == "PART"):
+            b -= 1
+        if a >= b or b - a > MAX_WORDS or all(w.pos == "PRON" for w in words[a:b]):
+            continue
+        stems = _stems(" ".join(w.text for w in words[a:b]))
+        if stems and not stems <= qstems and not _neighbour(words[a:b], qstems, noun):
+            out.add((a, b))
+    return sorted(out)
+
+
+def _score(question: str, words: Sequence[Word], word_stems: Sequence[frozenset[str]], a: int, b: int,
+           qpos: Sequence[int], w: Weights) -> tuple[float, int]:
+    """(score, distance in words to the nearest question word) of the phrase ``words[a:b]``."""
+    qstems = _stems(question)
+    dist = max(0, min((a - p - 1) if p < a else (p - b) if p >= b else 0 for p in qpos))
+    score = -w.distance * min(dist, MAX_DISTANCE)
+    near = {s for p in qpos if a - WINDOW <= p < a or b <= p < b + WINDOW for s in word_stems[p] & qstems}
+    score += w.density * len(near)
+    sides = {} if _COPULAR.match(question) else _gap_sides(question)
+    for p in qpos:
+        for s in word_stems[p] & qstems:
+            side = sides.get(s)
+            if side is not None:
+                score += w.side if (side < 0 and p < a) or (side > 0 and p >= b) else -w.side
+    stems = _stems(" ".join(x.text for x in words[a:b]))
+    noun = asked_noun(question)
+    if noun and noun & stems and stems - qstems:
+        score += w.noun
+    if _ASKS_NAME.search(question):
+        before = " ".join(x.text for x in words[max(0, a - 4) : a])
+        if _NAMED_BEFORE.search(before):
+            score += w.naming
+    if b - a > SHORT_WORDS:
+        score -= w.long * (b - a - SHORT_WORDS)
+    if b - a == 1 and _NUMBER.match(words[a].text):
+        if not (noun & _VALUE_NOUNS or _COPULAR.match(question)):
+            score -= w.number  # what/which questions rarely ask a bare number
+    elif all(x.pos in _MODIFIER_POS for x in words[a:b] if x.text[:1].isalnum()):
+        score -= w.modifier
+    score -= w.inside * len((stems & qstems) - noun)
+    return score, dist
+
+
+def _drop_tail(words: Sequence[Word], a: int, b: int) -> int:
+    while b - a > 1 and (words[b - 1].text.lower() in _TRAILING or _punct(words[b - 1])):
+        b -= 1
+    return b
+
+
+def _trim(words: Sequence[Word], a: int, b: int, qstems: frozenset[str]) -> tuple[int, int]:
+    """Leading question words are dropped when "of"/"in" follows them ("the conquest of Jerusalem" asked "what
+    conquest" -> "Jerusalem"); trailing articles, prepositions and punctuation go."""
+    first = a
+    while b - a > 1 and (s := _stems(words[a].text)) and s <= qstems:
+        a += 1
+    if a > first:
+        if b - a > 1 and words[a].text.lower() in ("of", "in"):
+            a += 1
+        else:
+            a = first
+    b = _drop_tail(words, a, b)
+    # trailing question words go when a noun stays: "the MIT license" asked "which license" -> "MIT"
+    last = b
+    while last - a > 1 and (s := _stems(words[last - 1].text)) and s <= qstems:
+        last -= 1
+    if last < b and any(w.pos in ("NOUN", "PROPN", "NUM") or w.text == "`" for w in words[a:last]):
+        b = _drop_tail(words, a, last)
+    if b - a > 2 and words[a].text == "`" and words[b - 1].text == "`":  # code in backticks: the code
+        a, b = a + 1, b - 1
+    return a, b
+
+
+def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) -> tuple[int, int, int] | None:
+    """``(start, end, distance)``: the character span in ``analysis.text`` of the phrase that best fills the gap of
+    the what/which ``question``, and its distance in words to the nearest question word; None when the sentence
+    holds none of the question's words or no phrase of its own."""
+    words = [w for w in analysis.words if w.text.strip()]
+    if not words:
+        return None
+    qstems = _stems(question)
+    word_stems = [_stems(w.text) for w in words]
+    qpos = [i for i, s in enumerate(word_stems) if s & qstems]
+    if not qpos:
+        return None
+    best: tuple[tuple[float, int], int, int, int] | None = None
+    for a, b in _candidates(analysis, words, qstems, asked_noun(question)):
+        score, dist = _score(question, words, word_stems, a, b, qpos, weights)
+        key = (score, -a)
+        if best is None or key > best[0]:
+            best = (key, a, b, dist)
+    if best is None:
+        return None
+    _, a, b, dist = best
+    a, b = _trim(words, a, b, qstems)
+    start, end = bare(analysis.text, words[a].start, words[b - 1].end)  # "the server's" -> "server"
+    if b - a == 1 and _NUMBER.match(words[a].text):  # a number keeps its qualifier: "at least 0", not "0"
+        q = _QUALIFIED.search(analysis.text, 0, start)
+        start = q.start() if q else start
+    return start, end, dist

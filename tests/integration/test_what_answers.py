@@ -1,0 +1,67 @@
+"""Short answers to what/which questions (rag.what_answers) on hand-made sentences with the real spaCy pipeline:
+the phrase that fills the question's gap, not a word next to the question's words."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.extractive import ExtractiveAnswerer
+from rag.nlp import Analyzer
+from rag.text import content_words
+from rag.types import Chunk
+from rag.what_answers import asked_noun, gap_phrase
+from tests.integration.test_extractive import retrieve
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def _gap(analyzer: Analyzer, question: str, sentence: str) -> str | None:
+    found = gap_phrase(question, analyzer.analyze([sentence])[0])
+    return None if found is None else sentence[found[0] : found[1]]
+
+
+@pytest.mark.parametrize(("question", "sentence", "answer"), [
+    # the noun the question asks for, named: "which thesis" -> the one called Brannfjell
+    ("What thesis says that every ferry route is a graph?",
+     "The Brannfjell thesis says that every ferry route is a graph.", "Brannfjell"),
+    # the gap after the question's verb ...
+    ("Harbour pilots are trained to read what?",
+     "Harbour pilots are trained to read tide tables before every crossing.", "tide tables"),
+    # ... and before the question's words
+    ("What is the basis for the winter timetable?",
+     "The ice reports of the coast guard form the basis for the winter timetable.", "ice reports of the coast guard"),
+    # what a thing is called
+    ("What is the ferry's cargo deck called?",
+     "The cargo deck of the ferry is known as the orlop, and it holds twelve lorries.", "orlop"),
+    # the asked noun's own words go: "the conquest of Halden" asked "what conquest" is Halden
+    ("What conquest did Brenna take part in?",
+     "Brenna took part in the conquest of Halden in her last year at sea.", "Halden"),
+])
+def test_the_phrase_that_fills_the_gap(analyzer: Analyzer, question: str, sentence: str, answer: str) -> None:
+    assert _gap(analyzer, question, sentence) == answer
+
+
+def test_no_phrase_when_the_sentence_holds_none_of_the_questions_words(analyzer: Analyzer) -> None:
+    assert _gap(analyzer, "What thesis says that routes are graphs?", "The ferry leaves at noon.") is None
+
+
+def test_the_asked_noun(analyzer: Analyzer) -> None:
+    assert asked_noun("What type of engine does the ferry have?") == frozenset(content_words("engine"))
+    assert asked_noun("Which thesis is it?") == frozenset(content_words("thesis"))
+    assert asked_noun("What is the basis for it?") == frozenset()
+
+
+def test_the_extractive_answer_bolds_the_phrase(embedder, analyzer: Analyzer) -> None:
+    text = ("The harbour of Brenna was rebuilt in 1911. The ice reports of the coast guard form the basis for "
+            "the winter timetable. Ferries leave every hour in summer.")
+    chunk = Chunk("/docs/brenna.txt#0", "/docs/brenna.txt", text, 0, len(text), index=0)
+    ans = ExtractiveAnswerer(embedder, analyzer=analyzer).answer(
+        "What is the basis for the winter timetable?", retrieve(embedder, [chunk], "basis winter timetable"))
+    assert not ans.abstained
+    assert ans.short_answer == "ice reports of the coast guard"
+    assert "form the basis for the winter timetable" in ans.citations[0].text
