@@ -8,9 +8,13 @@ candidate only when it is a whole constituent of the expected kind.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from rag.text import CLAIM_STOPWORDS, SpanToken, content_words, span_tokens
+
+if TYPE_CHECKING:
+    from rag.nlp import Word
 
 MAX_PHRASE_TOKENS = 6  # SQuAD answers to "what" questions are short noun phrases (median 2-3 words)
 
@@ -115,7 +119,8 @@ def _proximity(toks: list[SpanToken], qmask: list[bool], a: int, b: int) -> int:
     return best
 
 
-def _tok_range(toks: list[SpanToken], start: int, end: int) -> tuple[int, int]:
+def _tok_range(toks: Sequence[SpanToken] | Sequence[Word], start: int, end: int) -> tuple[int, int]:
+    """The token (or word) range ``[a, b)`` that covers the characters ``[start, end)``."""
     a = next((i for i, t in enumerate(toks) if t.end > start), len(toks))
     b = next((i for i, t in enumerate(toks) if t.start >= end), len(toks))
     return a, b

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.nlp import Analysis, Word, bare
-from rag.short_answers import _QUALIFIER
+from rag.short_answers import _QUALIFIER, _tok_range
 from rag.text import content_words
 
 MAX_WORDS = 8  # a longer phrase is penalised per word beyond SHORT_WORDS, and never offered beyond this
@@ -101,10 +101,21 @@ def asked_noun(question: str) -> frozenset[str]:
     return _stems(m.group("noun"))
 
 
-def _word_range(words: Sequence[Word], start: int, end: int) -> tuple[int, int]:
-    a = next((i for i, w in enumerate(words) if w.end > start), len(words))
-    b = next((i for i, w in enumerate(words) if w.start >= end), len(words))
-    return a, b
+@dataclass(frozen=True)
+class _Question:
+    """What the scoring reads of the question, worked out once per sentence rather than once per phrase."""
+
+    stems: frozenset[str]
+    noun: frozenset[str]  # asked_noun
+    sides: dict[str, int]  # _gap_sides; empty for "what is ...?" (copular)
+    copular: bool
+    asks_name: bool
+
+    @classmethod
+    def of(cls, question: str) -> _Question:
+        copular = bool(_COPULAR.match(question))
+        return cls(_stems(question), asked_noun(question), {} if copular else _gap_sides(question), copular,
+                   bool(_ASKS_NAME.search(question)))
 
 
 def _neighbour(phrase: Sequence[Word], qstems: frozenset[str], noun: frozenset[str]) -> bool:
@@ -121,9 +132,9 @@ def _candidates(analysis: Analysis, words: Sequence[Word], qstems: frozenset[str
                 noun: frozenset[str]) -> list[tuple[int, int]]:
     """Word ranges of the sentence's noun phrases and entities, and of two noun phrases joined by "of", without
     leading determiners and edge punctuation; only those holding a word that is not the question's."""
-    chunks = sorted({_word_range(words, p.start, p.end) for p in analysis.phrases})
+    chunks = sorted({_tok_range(words, p.start, p.end) for p in analysis.phrases})
     ranges = set(chunks)
-    ranges |= {_word_range(words, e.start, e.end) for e in analysis.entities if e.label not in _NO_ANSWER_LABELS}
+    ranges |= {_tok_range(words, e.start, e.end) for e in analysis.entities if e.label not in _NO_ANSWER_LABELS}
     ranges |= {(i, i + 1) for i, w in enumerate(words) if _NUMBER.match(w.text)}  # "3.11", "127.0.0.1", "60"
     for (a1, b1), (a2, b2) in zip(chunks, chunks[1:], strict=False):
         if a2 == b1 + 1 and words[b1].text.lower() == "of":
@@ -142,32 +153,32 @@ def _candidates(analysis: Analysis, words: Sequence[Word], qstems: frozenset[str
     return sorted(out)
 
 
-def _score(question: str, words: Sequence[Word], word_stems: Sequence[frozenset[str]], a: int, b: int,
+def _score(q: _Question, words: Sequence[Word], word_stems: Sequence[frozenset[str]], a: int, b: int,
            qpos: Sequence[int], w: Weights) -> tuple[float, int]:
     """(score, distance in words to the nearest question word) of the phrase ``words[a:b]``."""
-    qstems = _stems(question)
+    qstems = q.stems
     dist = max(0, min((a - p - 1) if p < a else (p - b) if p >= b else 0 for p in qpos))
     score = -w.distance * min(dist, MAX_DISTANCE)
     near = {s for p in qpos if a - WINDOW <= p < a or b <= p < b + WINDOW for s in word_stems[p] & qstems}
     score += w.density * len(near)
-    sides = {} if _COPULAR.match(question) else _gap_sides(question)
+    sides = q.sides
     for p in qpos:
         for s in word_stems[p] & qstems:
             side = sides.get(s)
             if side is not None:
                 score += w.side if (side < 0 and p < a) or (side > 0 and p >= b) else -w.side
     stems = _stems(" ".join(x.text for x in words[a:b]))
-    noun = asked_noun(question)
+    noun = q.noun
     if noun and noun & stems and stems - qstems:
         score += w.noun
-    if _ASKS_NAME.search(question):
+    if q.asks_name:
         before = " ".join(x.text for x in words[max(0, a - 4) : a])
         if _NAMED_BEFORE.search(before):
             score += w.naming
     if b - a > SHORT_WORDS:
         score -= w.long * (b - a - SHORT_WORDS)
     if b - a == 1 and _NUMBER.match(words[a].text):
-        if not (noun & _VALUE_NOUNS or _COPULAR.match(question)):
+        if not (noun & _VALUE_NOUNS or q.copular):
             score -= w.number  # what/which questions rarely ask a bare number
     elif all(x.pos in _MODIFIER_POS for x in words[a:b] if x.text[:1].isalnum()):
         score -= w.modifier
@@ -211,14 +222,15 @@ def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) ->
     words = [w for w in analysis.words if w.text.strip()]
     if not words:
         return None
-    qstems = _stems(question)
+    q = _Question.of(question)
+    qstems = q.stems
     word_stems = [_stems(w.text) for w in words]
     qpos = [i for i, s in enumerate(word_stems) if s & qstems]
     if not qpos:
         return None
     best: tuple[tuple[float, int], int, int, int] | None = None
-    for a, b in _candidates(analysis, words, qstems, asked_noun(question)):
-        score, dist = _score(question, words, word_stems, a, b, qpos, weights)
+    for a, b in _candidates(analysis, words, qstems, q.noun):
+        score, dist = _score(q, words, word_stems, a, b, qpos, weights)
         key = (score, -a)
         if best is None or key > best[0]:
             best = (key, a, b, dist)
