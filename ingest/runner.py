@@ -378,6 +378,7 @@ class Ingestor:
             raw = read_file(path, self.max_bytes)
             digest, size = hashlib.sha256(raw).hexdigest(), len(raw)
         doc = document_from_bytes(path, raw, digest, self.max_bytes, limits=limits)
+        raw = None  # a big PDF's bytes (read here) are not held while it is chunked and embedded
         chunks = chunk_document(doc, self.chunk_size, self.chunk_overlap)
         if not chunks:
             raise FileError(str(path), "no text to index")
