@@ -27,12 +27,14 @@ from rag.types import Hit
 
 # -- what the question names -------------------------------------------------------------------------------------
 
-_NAME = re.compile(r"(?<![\w'])[A-Z][\w'-]*[a-z][\w'-]*")
+# a capitalised word ("Atlantis") or one with a capital inside it ("macOS", "iPhone", "eBay")
+_NAME = re.compile(r"(?<![\w'])(?:[A-Z][\w'-]*[a-z][\w'-]*|[a-z]+[A-Z][\w'-]*)")
 
 
 def question_names(question: str) -> list[str]:
     """The capitalised words of a question that name something ("Atlantis" in "What is the capital of
-    Atlantis?"), the first word excepted (it is capitalised anyway)."""
+    Atlantis?", "macOS" in "Where does it live on macOS?"), the first word excepted (it is capitalised
+    anyway)."""
     words = _NAME.findall(question.strip()[1:] if question.strip()[:1].isupper() else question)
     words = [re.sub(r"['’]s?$", "", w) for w in words]  # "Robert's" names Robert
     return [w for w in words if w.lower() not in CLAIM_STOPWORDS and len(w) >= 3]
@@ -53,7 +55,7 @@ def fold(text: str) -> str:
 _ALTERNATIVES = re.compile(r"[^,;:?]+\sor\s[^,;:?]+")  # "Sid Haig or Vic Darchinyan"
 _DECADE = re.compile(r"(?<![\w'])(\d{3})0s\b")
 _QNUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\d])")
-_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^\W\d_]+)", re.I)
+_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+(?:(?:more|less|fewer)\s+)?([^\W\d_]+)", re.I)  # "how much less memory"
 _NOT_COUNTED = frozenset({"do", "does", "did", "is", "are", "was", "were", "has", "have", "had", "can", "could",
                           "will", "would", "should", "of", "in", "time", "times", "more", "less"})
 _COMPARES = re.compile(r"\b(?:or|both|either|neither|same|older|younger|first|earlier|later|more|less)\b", re.I)

@@ -96,6 +96,23 @@ def test_missing_terms_reads_names_numbers_and_the_counted_thing(analyzer: Analy
     assert asked(q, question_type(q), analyzer.analyze([q])[0]).counted == "problems"  # the noun, not the adjective
 
 
+def test_a_name_with_a_capital_inside_is_a_name_the_sentence_must_hold(acme, analyzer: Analyzer) -> None:
+    q = "Where does the Acme Corp office on macOS keep its files?"
+    assert "macOS" in asked(q, question_type(q), analyzer.analyze([q])[0]).names
+    ans = acme("Which file format does Acme Corp publish its annual report in on iPhone?")
+    assert ans.abstained and any('"iPhone"' in n for n in ans.notes), ans.notes
+    assert not acme("Which file format does Acme Corp publish its annual report in?").abstained
+
+
+def test_how_much_more_counts_the_noun_after_it(analyzer: Analyzer) -> None:
+    q = "How much less memory does the int8 embedder use?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert a.counted == "memory"
+    assert missing_terms(a, "Both embedders produce vectors with 384 dimensions.") == ["memory"]
+    q = "How many more workers did Acme Corp employ in 2018?"
+    assert asked(q, question_type(q), analyzer.analyze([q])[0]).counted == "workers"
+
+
 def test_evidence_gap_of_a_sentence(analyzer: Analyzer) -> None:
     q = "Who founded the Halden mill?"
     a = asked(q, question_type(q), analyzer.analyze([q])[0])
