@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from rag.llm_spec import LlmSpec
 
 __all__ = ["DEFAULT_STOP", "NOTE_EMPTY", "NOTE_FALLBACK", "NOTE_MODEL_ABSTAINED", "NOTE_NOT_ASKED",
-           "GenerativeAnswerer", "build_messages", "build_prompt", "condense", "format_passages",
+           "GenerativeAnswerer", "agreed_short_answer", "build_messages", "build_prompt", "condense", "format_passages",
            "looks_like_not_found", "render_messages", "truncate_reply"]  # the prompt's parts live in rag.prompting
 
 NOTE_FALLBACK = "the model cited nothing checkable; showing the extractive evidence"
@@ -375,7 +375,7 @@ class GenerativeAnswerer:
             notes.append(NOTE_FALLBACK)
         return Answer(
             answer=text,
-            short_answer=None,
+            short_answer=agreed_short_answer(ext.short_answer, text, unsupported),
             abstained=False,
             citations=tuple(citations),
             unsupported_sentences=tuple(dict.fromkeys(unsupported)),
@@ -489,6 +489,21 @@ def _check_many(checker: Any, pairs: list[tuple[str, list[str]]]) -> list[Any]:
     if callable(many):
         return list(many(pairs))
     return [checker.check(s, ev) for s, ev in pairs]
+
+
+def agreed_short_answer(short: str | None, text: str, unsupported: Sequence[str]) -> str | None:
+    """The extractive answer's short answer when the model's answer says it too, in a sentence the support check
+    passed: two readers of the passages agree on it, so it is shown in bold above the model's text. None when
+    the model wrote something else (its words stand alone then, as a quote does without a short answer)."""
+    from rag.citations import strip_markers
+
+    if not short:
+        return None
+    said = " ".join(strip_markers(text).split())
+    for sentence in unsupported:
+        said = said.replace(" ".join(strip_markers(sentence).split()), " ")
+    found = re.search(rf"(?<!\w){re.escape(' '.join(short.split()).casefold())}(?!\w)", said.casefold())
+    return short if found else None
 
 
 def _model_abstained(ans: Answer) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from rag.generative import (
     NOTE_MODEL_ABSTAINED,
     NOTE_NOT_ASKED,
     GenerativeAnswerer,
+    agreed_short_answer,
     build_prompt,
     looks_like_not_found,
     truncate_reply,
@@ -346,6 +347,32 @@ def test_unsupported_sentences_are_flagged() -> None:
     assert by_n[1].supported is True and by_n[2].supported is False
     # each sentence is checked against the text of the passages it cites, markers stripped
     assert ("It was opened in 1961 by the Norwegian Polar Institute.", [make_hits()[0].chunk.text]) in checker.calls
+
+
+class ShortExtractive(StubExtractive):
+    """The stub whose short answer is a set phrase of the first sentence ("1961")."""
+
+    def __init__(self, short: str) -> None:
+        super().__init__()
+        self.short = short
+
+    def answer(self, question: str, hits: Retrieval | Sequence[Hit], history: Sequence[Turn] = ()) -> Answer:
+        ans = super().answer(question, hits, history)
+        return ans if ans.abstained else replace(ans, short_answer=self.short)
+
+
+def test_the_short_answer_is_shown_when_the_model_says_it_too() -> None:
+    said = "It was opened in 1961 by the Norwegian Polar Institute [1]."
+    ans = answerer(fake(said), extractive=ShortExtractive("1961")).answer("When was it opened?", make_hits())
+    assert ans.short_answer == "1961" and ans.answer == said
+    other = "It was opened in 1962 by the Norwegian Polar Institute [1]."  # the model read it otherwise
+    assert answerer(fake(other), extractive=ShortExtractive("1961")).answer("q", make_hits()).short_answer is None
+    in_unsupported = "It opened [1]. Penguins built it in 1961 from nuclear reactors [2]."
+    ans = answerer(fake(in_unsupported), extractive=ShortExtractive("1961")).answer("q", make_hits())
+    assert ans.unsupported_sentences and ans.short_answer is None  # only what the support check passed
+    assert agreed_short_answer("MIT", "Licensed under SUMMIT terms [1].", ()) is None  # a whole word, not a piece
+    assert agreed_short_answer("Norwegian Polar  Institute", "by the norwegian polar institute [1]", ()) == (
+        "Norwegian Polar  Institute")
 
 
 def test_uncited_sentences_are_checked_against_all_passages() -> None:
