@@ -106,6 +106,7 @@ class GenerativeAnswerer:
         verify_threshold: float = VERIFY_THRESHOLD,
         prompt_passages: int | None = None,
         passage_sentences: int | None = None,
+        chained_view: tuple[int, int] | None = None,
         retrieve: Callable[[str, int], list[Hit]] | None = None,
         hop_first: bool = False,
         stop: Sequence[str] | None = DEFAULT_STOP,
@@ -122,9 +123,11 @@ class GenerativeAnswerer:
         self.verifier = verifier  # rag.verify: judges the passages before the model is asked (None: not judged)
         self.verify_threshold = verify_threshold
         # what the model reads (None: everything): the best ``prompt_passages`` hits, each cut to its
-        # ``passage_sentences`` sentences nearest the question (``condense``; the in-process local model)
+        # ``passage_sentences`` sentences nearest the question (``condense``; the in-process local model); a
+        # question whose answer needs two passages reads ``chained_view`` (passages, sentences) when set
         self.prompt_passages = prompt_passages
         self.passage_sentences = passage_sentences
+        self.chained_view = chained_view
         # the second hop: when the model finds no answer, it names what to look up; ``retrieve(query, k)`` fetches
         # it and the model answers once more (one extra round at most). None: no second hop.
         self.retrieve = retrieve
@@ -172,12 +175,20 @@ class GenerativeAnswerer:
         got = Retrieval.of(hits, lambda: self.rewrite(question, history))
         return render_messages(build_messages(got.query, self._shown(got.query, got.hits)[1]))
 
-    def _shown(self, question: str, hits: Sequence[Hit], keep: Sequence[str] = ()) -> tuple[list[Hit], list[Hit]]:
-        """(the hits the model is shown, as they are; the same as the prompt shows them, condensed)."""
-        shown = list(hits)[: self.prompt_passages] if self.prompt_passages else list(hits)
-        if not self.passage_sentences:
+    def _shown(self, question: str, hits: Sequence[Hit], keep: Sequence[str] = (),
+               chained: bool | None = None) -> tuple[list[Hit], list[Hit]]:
+        """(the hits the model is shown, as they are; the same as the prompt shows them, condensed). ``chained``:
+        the answer needs two passages (a second hop, or a question that ``chains_facts``; None: judged from
+        ``question``), so the model reads the ``chained_view`` when one is set."""
+        from rag.answer_check import chains_facts
+
+        passages, sentences = self.prompt_passages, self.passage_sentences
+        if self.chained_view is not None and (chains_facts(question) if chained is None else chained):
+            passages, sentences = self.chained_view
+        shown = list(hits)[:passages] if passages else list(hits)
+        if not sentences:
             return shown, shown
-        return shown, condense(question, shown, self.embedder, sentences=self.passage_sentences, keep=keep)
+        return shown, condense(question, shown, self.embedder, sentences=sentences, keep=keep)
 
     def _lc_messages(self, messages: Sequence[tuple[str, str]]) -> list[Any]:
         from langchain_core.messages import AIMessage, HumanMessage
@@ -273,7 +284,8 @@ class GenerativeAnswerer:
             return None
         keep = max(1, len(first) - HOP_NEW_PASSAGES)
         hits = [*first[:keep], *more[:HOP_NEW_PASSAGES]]
-        shown, view = self._shown(f"{standalone} {query}", hits, [c.text for c in state.extractive.citations])
+        shown, view = self._shown(f"{standalone} {query}", hits, [c.text for c in state.extractive.citations],
+                                  chained=True)
         messages = build_messages(standalone, view)
         self.last_prompt = render_messages(messages)
         common = {**state.common, "hits": (*state.common["hits"], *more[:HOP_NEW_PASSAGES])}

@@ -200,9 +200,10 @@ def make_answerer(settings: Settings, embedder: Embedder, *, analyzer: Any = Non
     official = s.kind == "openai" and s.url is not None and "api.openai.com" in s.url
     view: dict[str, Any] = {}
     if s.kind == "local":
-        from rag.local_model import PASSAGE_SENTENCES, PROMPT_PASSAGES
+        from rag.local_model import CHAINED_VIEW, PASSAGE_SENTENCES, PROMPT_PASSAGES
 
-        view = {"prompt_passages": PROMPT_PASSAGES, "passage_sentences": PASSAGE_SENTENCES}
+        view = {"prompt_passages": PROMPT_PASSAGES, "passage_sentences": PASSAGE_SENTENCES,
+                "chained_view": CHAINED_VIEW}
     return GenerativeAnswerer(
         model,
         embedder,

