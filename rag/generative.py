@@ -328,16 +328,16 @@ class GenerativeAnswerer:
             if j.p_yes < self.verify_threshold:
                 return abstain_judged(replace(ext, timings=timings, notes=(), **common), j, self.verify_threshold)
             judged = (NOTE_JUDGED_YES.format(p=j.p_yes),)
-        shown, view = self._shown(standalone, hits, [c.text for c in ext.citations])
+        from rag.answer_check import chains_facts
+
+        chained = chains_facts(standalone)  # the answer needs a second passage
+        shown, view = self._shown(standalone, hits, [c.text for c in ext.citations], chained=chained)
         messages = build_messages(standalone, view)
         self.last_prompt = render_messages(messages)
         state = _Round(messages=messages, extractive=ext, timings=timings, common=common, hits=shown, view=view,
                        standalone=standalone, judged=judged)
-        if self.retrieve is not None and self.hop_first:
-            from rag.answer_check import chains_facts
-
-            if chains_facts(standalone):  # the answer needs a second passage: follow the bridge before answering
-                state = self._second_hop(state) or replace(state, hopped=True)
+        if self.retrieve is not None and self.hop_first and chained:  # follow the bridge before answering
+            state = self._second_hop(state) or replace(state, hopped=True)
         return state
 
     def _finish(self, state: _Round, raw: str) -> Answer:
