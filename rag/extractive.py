@@ -381,7 +381,8 @@ class ExtractiveAnswerer:
             if gap is not None:
                 whole, key = (gap[0], gap[1]), float(gap[2])
             else:  # a typed question, or no noun phrase of its own ("stands for cited question answering")
-                span = _best_span(query, s.text, want.kind)
+                named = an.entities if an is not None and want.kind in ("who", "where") else ()
+                span = _best_span(query, s.text, want.kind, named)
                 key = span[0] if span else TYPED_FALLBACK_KEY
                 whole = span[1:] if span else None
             if an is not None and gap is None:

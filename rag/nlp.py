@@ -51,6 +51,7 @@ class Word:
     text: str
     pos: str  # universal part of speech: NOUN, PROPN, VERB, NUM, ...
     dep: str  # dependency label
+    head: int = -1  # index in Analysis.words of the word this one depends on (itself for the root; -1 unknown)
 
 
 @dataclass(frozen=True)
@@ -211,5 +212,5 @@ def _analysis(text: str, doc: Any) -> Analysis:
     # code in backticks (`citeqa forget`, `--fail-under`) is one constituent, which the English model cannot see
     code = tuple(Span(m.start(), m.end(), m.group(0), "CODE") for m in _CODE.finditer(text))
     phrases = code + tuple(Span(c.start_char, c.end_char, c.text) for c in doc.noun_chunks)
-    words = tuple(Word(t.idx, t.idx + len(t.text), t.text, t.pos_, t.dep_) for t in doc)
+    words = tuple(Word(t.idx, t.idx + len(t.text), t.text, t.pos_, t.dep_, t.head.i) for t in doc)
     return Analysis(text, ents, phrases, words)

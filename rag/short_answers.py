@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rag.text import CLAIM_STOPWORDS, SpanToken, content_words, span_tokens
 
 if TYPE_CHECKING:
-    from rag.nlp import Word
+    from rag.nlp import Span, Word
 
 MAX_PHRASE_TOKENS = 6  # SQuAD answers to "what" questions are short noun phrases (median 2-3 words)
 
@@ -43,9 +43,26 @@ _WHERE_Q = re.compile(
 _HOW_MANY_NOUN = re.compile(r"\bhow (?:many|much)\s+([^\W\d_]+)", re.I)
 
 
+# who/whom/whose/where/when in a question with another question word, before more words, not after a preposition: a
+# relative pronoun ("What position does the footballer who plays for Benfica play?", "the city where she was
+# born"), which says nothing about what is asked; "... was founded by who?" and "In 1962, who ..." still ask it
+_OTHER_WH = re.compile(r"\b(?:what|which|how|name)\b", re.I)
+_RELATIVE = re.compile(r"(?<!\bby)(?<!\bto)(?<!\bwith)(?<!\bfor)(?<!\bfrom)(?<!\bof)(?<!\bat)(?<!\bin)"
+                       r"(?<=[\w,’'])\s+(?:who(?:m|se)?|where|when)(?:['’]s)?\b(?=\s+\w)", re.I)
+
+
+def _without_relatives(question: str) -> str:
+    """``question`` with its relative who/where/when blanked out (the same length, so offsets still hold)."""
+    if not _OTHER_WH.search(question):
+        return question
+    return _RELATIVE.sub(lambda m: " " * len(m.group(0)), question)
+
+
 def question_type(question: str) -> str:
-    """``num`` | ``date`` | ``who`` | ``where`` | ``other``; the earliest cue wins ("When ... how many" is a date)."""
+    """``num`` | ``date`` | ``who`` | ``where`` | ``other``; the earliest cue wins ("When ... how many" is a date).
+    A relative who/where/when is no cue (``_RELATIVE``)."""
     found = []
+    question = _without_relatives(question)
     for kind, pat in (("date", _DATE_Q), ("num", _NUM_Q), ("who", _WHO_Q), ("where", _WHERE_Q)):
         m = pat.search(question)
         if m:
@@ -156,7 +173,8 @@ def short_answer_span(question: str, sentence: str, qtype: str | None = None) ->
     return (best[1], best[2]) if best else None
 
 
-def _best_span(question: str, sentence: str, qtype: str | None = None) -> tuple[float, int, int] | None:
+def _best_span(question: str, sentence: str, qtype: str | None = None,
+               entities: Sequence[Span] = ()) -> tuple[float, int, int] | None:
     """The best short-answer candidate as ``(rank key, start, end)``; a smaller key is a better candidate.
 
     Candidates of the asked type (numbers, dates, names) are ranked by their distance in tokens to the nearest
@@ -184,7 +202,7 @@ def _best_span(question: str, sentence: str, qtype: str | None = None) -> tuple[
     elif qtype == "date":
         _dates(question, sentence, add)
     elif qtype in ("who", "where"):
-        _names(qtype, sentence, toks, qwords, add)
+        _names(qtype, sentence, toks, qwords, add, entities)
         if not cands:
             _phrases(toks, qmask, add, capitalised_only=True)
     else:
@@ -269,7 +287,20 @@ _AGENT = re.compile(
 )
 
 
-def _names(qtype: str, sentence: str, toks: list[SpanToken], qwords: set[str], add: _Add) -> None:
+# What spaCy's label of a name says of it as the answer to who (where), in tokens of distance: "stopped by the
+# Byzantine general Alexius Komnenos" asked who stopped him is the person, not "Asia Minor" nearer the question.
+WHO_LABEL_PENALTY = {"PERSON": -1.0, "GPE": 3.0, "LOC": 3.0, "FAC": 3.0}
+WHERE_LABEL_PENALTY = {"PERSON": 3.0, "GPE": -1.0, "LOC": -1.0, "FAC": -1.0}
+
+
+def _label_penalty(qtype: str, entities: Sequence[Span], start: int, end: int) -> float:
+    table = WHO_LABEL_PENALTY if qtype == "who" else WHERE_LABEL_PENALTY
+    labels = {e.label for e in entities if e.start < end and start < e.end}
+    return min((table.get(lab, 0.0) for lab in labels), default=0.0) if labels else 0.0
+
+
+def _names(qtype: str, sentence: str, toks: list[SpanToken], qwords: set[str], add: _Add,
+           entities: Sequence[Span] = ()) -> None:
     for mm in _NAME_SPAN.finditer(sentence):
         span = _trim_name(sentence, mm.start(), mm.end(), qwords)
         if span is None:
@@ -284,6 +315,7 @@ def _names(qtype: str, sentence: str, toks: list[SpanToken], qwords: set[str], a
             penalty += 2.0 if prev in _PLACE_PREP else -2.0
         if a == 0 and " " not in sentence[span[0] : span[1]]:
             penalty += 3  # one capitalised word opening the sentence is as likely "Soon" or "Various" as a name
+        penalty += _label_penalty(qtype, entities, *span)
         add(span[0], span[1], penalty)
     if qtype == "who":
         for mm in _AGENT.finditer(sentence):  # "built by the harbour board": the agent of a passive verb

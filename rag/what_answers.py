@@ -41,6 +41,8 @@ class Weights:
     modifier: float = 3.0  # only adjectives, adverbs, verbs or numbers
     number: float = 3.0  # a bare number, unless the question asks a value ("which version") or what X is
     inside: float = 1.5  # per question word inside the phrase (the asked noun excepted)
+    attach: float = 3.0  # the phrase depends on a question word of the sentence ("define complexity classes")
+    copula: float = 4.0  # "X is Y" where one side holds more of the question's words: a phrase of the other side
 
 
 WEIGHTS = Weights()
@@ -70,6 +72,65 @@ _QUALIFIED = re.compile(_QUALIFIER + r"$", re.I)
 _VALUE_NOUNS = frozenset(content_words(
     "version versions port address threshold value number size limit rate timeout score weight constant lambda "
     "default minimum maximum length percentage ratio level release year"))
+
+
+_BE = frozenset("is are was were".split())
+_COPULA_DEPS = frozenset({"ROOT", "conj", "ccomp", "advcl", "relcl"})
+
+
+def _subtree(words: Sequence[Word], root: int) -> tuple[int, int]:
+    """The character span of ``words[root]`` and everything that depends on it."""
+    inside = {root}
+    grew = True
+    while grew:
+        grew = False
+        for i, w in enumerate(words):
+            if i not in inside and w.head in inside and w.head != i:
+                inside.add(i)
+                grew = True
+    return min(words[i].start for i in inside), max(words[i].end for i in inside)
+
+
+def answer_sides(analysis: Analysis, qstems: frozenset[str]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Character spans of the side of each "X is Y" clause that holds fewer of the question's words: "Closely
+    related fields in theoretical computer science are analysis of algorithms and computability theory" asked
+    "What two fields of theoretical computer science ...?" has its answer in "analysis of ...", and "A
+    probabilistic Turing machine is a deterministic Turing machine with an extra supply of random bits" asked
+    "What ... identifies a deterministic Turing machine that has additional random bits?" in "A probabilistic
+    Turing machine". Each clause gives (the answer's side, the question's side); a clause whose two sides hold as
+    many of the question's words tells nothing."""
+    words = analysis.words
+    out = []
+    for i, w in enumerate(words):
+        if w.text.lower() not in _BE or w.dep not in _COPULA_DEPS or w.head < 0:
+            continue
+        subj = next((j for j, x in enumerate(words) if x.head == i and j != i and x.dep in ("nsubj", "expl")), None)
+        comp = next((j for j, x in enumerate(words) if x.head == i and j != i and x.dep == "attr"), None)
+        if subj is None or comp is None:
+            continue
+        sides = [_subtree(words, subj), _subtree(words, comp)]
+        held = [len(_stems(analysis.text[a:b]) & qstems) for a, b in sides]
+        if held[0] != held[1]:
+            out.append((sides[0], sides[1]) if held[0] < held[1] else (sides[1], sides[0]))
+    return out
+
+
+# a listed sibling of a question word ("every metric, the settings used, library versions") is not what the
+# question asks of it
+_NOT_ATTACHED = frozenset({"conj", "punct", "cc"})
+
+
+def _attached(analysis: Analysis, keep: Sequence[int], qset: set[int]) -> list[bool]:
+    """For each word ``analysis.words[keep[i]]``: does it depend on a question word of the sentence, directly or
+    through a preposition ("used to define complexity classes", "solved in linear time")?"""
+    words = analysis.words
+    out = []
+    for j in keep:
+        h = words[j].head
+        ok = words[j].dep not in _NOT_ATTACHED and 0 <= h < len(words) and h != j and (h in qset or (
+            words[h].dep in ("prep", "agent") and words[h].head in qset and words[h].head != h))
+        out.append(ok)
+    return out
 
 
 def _punct(w: Word) -> bool:
@@ -154,7 +215,9 @@ def _candidates(analysis: Analysis, words: Sequence[Word], qstems: frozenset[str
 
 
 def _score(q: _Question, words: Sequence[Word], word_stems: Sequence[frozenset[str]], a: int, b: int,
-           qpos: Sequence[int], w: Weights) -> tuple[float, int]:
+           qpos: Sequence[int], w: Weights,
+           copulas: Sequence[tuple[tuple[int, int], tuple[int, int]]] = (),
+           attached: Sequence[bool] = (), heads: Sequence[int] = ()) -> tuple[float, int]:
     """(score, distance in words to the nearest question word) of the phrase ``words[a:b]``."""
     qstems = q.stems
     dist = max(0, min((a - p - 1) if p < a else (p - b) if p >= b else 0 for p in qpos))
@@ -178,11 +241,21 @@ def _score(q: _Question, words: Sequence[Word], word_stems: Sequence[frozenset[s
     if b - a > SHORT_WORDS:
         score -= w.long * (b - a - SHORT_WORDS)
     if b - a == 1 and _NUMBER.match(words[a].text):
-        if not (noun & _VALUE_NOUNS or q.copular):
+        if noun & _VALUE_NOUNS:
+            score += w.noun  # "which version": the number is the thing asked for
+        elif not q.copular:
             score -= w.number  # what/which questions rarely ask a bare number
     elif all(x.pos in _MODIFIER_POS for x in words[a:b] if x.text[:1].isalnum()):
         score -= w.modifier
     score -= w.inside * len((stems & qstems) - noun)
+    start, end = words[a].start, words[b - 1].end
+    for (x, y), (u, v) in copulas:
+        if x <= start and end <= y:
+            score += w.copula
+        elif u <= start and end <= v:
+            score -= w.copula
+    if attached and any(attached[i] and not (a <= heads[i] < b) for i in range(a, b)):
+        score += w.attach
     return score, dist
 
 
@@ -219,7 +292,8 @@ def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) ->
     """``(start, end, distance)``: the character span in ``analysis.text`` of the phrase that best fills the gap of
     the what/which ``question``, and its distance in words to the nearest question word; None when the sentence
     holds none of the question's words or no phrase of its own."""
-    words = [w for w in analysis.words if w.text.strip()]
+    keep = [j for j, w in enumerate(analysis.words) if w.text.strip()]
+    words = [analysis.words[j] for j in keep]
     if not words:
         return None
     q = _Question.of(question)
@@ -229,8 +303,12 @@ def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) ->
     if not qpos:
         return None
     best: tuple[tuple[float, int], int, int, int] | None = None
+    copulas = answer_sides(analysis, qstems) if weights.copula else []
+    position = {j: i for i, j in enumerate(keep)}
+    attached = _attached(analysis, keep, {keep[i] for i in qpos}) if weights.attach else []
+    heads = [position.get(w.head, -1) for w in words]
     for a, b in _candidates(analysis, words, qstems, q.noun):
-        score, dist = _score(q, words, word_stems, a, b, qpos, weights)
+        score, dist = _score(q, words, word_stems, a, b, qpos, weights, copulas, attached, heads)
         key = (score, -a)
         if best is None or key > best[0]:
             best = (key, a, b, dist)

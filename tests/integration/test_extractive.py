@@ -211,6 +211,14 @@ def test_bad_config_fails_at_construction(embedder) -> None:
         ("Where are the drills held?", "where"),
         ("In what country is Normandy located?", "where"),
         ("What is the Norman architecture idiom?", "other"),
+        # a relative who/where/when is no cue; a question word at the end or after a preposition is
+        ("What position does the footballer who plays for Benfica play?", "other"),
+        ("What was the profession of Ada Holm, whose life was filmed in 1942?", "other"),
+        ("What is the population of the town where she was born?", "num"),
+        ("Ada Holm worked with the mayor of what city?", "where"),
+        ("The ferry company was founded by who?", "who"),
+        ("In 1962, who wrote the first timetable?", "who"),
+        ("To whom did the harbour board sell the ferry?", "who"),
     ],
 )
 def test_question_type(question: str, kind: str) -> None:

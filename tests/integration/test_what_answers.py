@@ -41,6 +41,18 @@ def _gap(analyzer: Analyzer, question: str, sentence: str) -> str | None:
     # the asked noun's own words go: "the conquest of Halden" asked "what conquest" is Halden
     ("What conquest did Brenna take part in?",
      "Brenna took part in the conquest of Halden in her last year at sea.", "Halden"),
+    # "X is Y": the side holding fewer of the question's words holds the answer ("course" without the rule)
+    ("What is the term for the set of all winter routes of this fleet?",
+     "The timetable associated with this fleet is then the set of all winter routes, of course, to obtain a "
+     "precise timetable, one has to decide how routes are numbered.", "timetable"),
+    # the phrase that depends on the question's verb, not the one that only stands near it ("town council")
+    ("What did the harbour board sell in 1911?",
+     "In 1911, after a long dispute with the town council, the harbour board sold its oldest ferry.",
+     "oldest ferry"),
+    # "which version" asks for the number, not the other thing installed (docs/getting-started: "citeqa")
+    ("Which version of torch is installed first?",
+     "Both targets create a virtual environment in `.venv`, install torch 2.13.0 (the CPU build) first, and then "
+     "install citeqa itself with its `dev` and `llamacpp` extras.", "2.13.0"),
 ])
 def test_the_phrase_that_fills_the_gap(analyzer: Analyzer, question: str, sentence: str, answer: str) -> None:
     assert _gap(analyzer, question, sentence) == answer
@@ -65,3 +77,20 @@ def test_the_extractive_answer_bolds_the_phrase(embedder, analyzer: Analyzer) ->
     assert not ans.abstained
     assert ans.short_answer == "ice reports of the coast guard"
     assert "form the basis for the winter timetable" in ans.citations[0].text
+
+
+@pytest.mark.parametrize(("question", "sentence", "answer"), [
+    # who: the person spaCy names, not the place nearer the question's words
+    ("Who was the leader when the traders entered the Lofoten sound?",
+     "A sailor named Ingrid Solberg led a fleet of traders into the upper Lofoten sound in northern Norway.",
+     "Ingrid Solberg"),
+    # where: the place, not the person
+    ("Where did the fleet winter?", "The fleet wintered with Ingrid Solberg near Tromsø.", "Tromsø"),
+])
+def test_who_and_where_take_the_name_of_their_kind(analyzer: Analyzer, question: str, sentence: str,
+                                                    answer: str) -> None:
+    from rag.short_answers import _best_span, question_type
+
+    an = analyzer.analyze([sentence])[0]
+    found = _best_span(question, sentence, question_type(question), an.entities)
+    assert found is not None and sentence[found[1] : found[2]] == answer
