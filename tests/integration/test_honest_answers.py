@@ -81,6 +81,28 @@ def test_a_type_mismatch_abstains_and_says_what_kind_was_missing(acme) -> None:
     assert ans.abstained
 
 
+def test_a_question_about_what_is_not_so_needs_a_sentence_that_says_so(acme) -> None:
+    """"What does the board not approve?" is not answered by what the board approves; a sentence that states a
+    negation answers it, and "whether or not" asks nothing negative."""
+    ans = acme("What does the board of Acme Corp not approve?")
+    assert ans.abstained and any("not so" in n for n in ans.notes), ans.notes
+    ans = acme("What does the reader skip because it has no text layer?")  # no negation asked: answered
+    assert not ans.abstained
+    ans = acme("Which PDF file does the reader not read, having no text layer?")
+    assert not ans.abstained and "scanned PDF" in ans.answer
+    ans = acme("Whether or not it is scanned, in what format does Acme Corp publish its annual report?")
+    assert not ans.abstained and "PDF" in ans.answer
+
+
+def test_negated_reads_the_question_not_its_idioms() -> None:
+    from rag.answer_check import negated
+
+    assert negated("What cannot be solved by mechanical steps?")
+    assert negated("Which office was never opened?") and negated("What doesn't the board approve?")
+    assert not negated("Whether or not it rains, when does the ferry leave?")
+    assert not negated("What is the output, yes or no?") and not negated("Is it not only fast but cheap?")
+
+
 def test_an_entity_the_text_does_not_mention_abstains(acme) -> None:
     ans = acme("When did the Madrid office of Acme Corp open?")
     assert ans.abstained and any('"Madrid"' in n for n in ans.notes), ans.notes
