@@ -375,6 +375,11 @@ class GenerativeAnswerer:
         if auto_cited:
             sentences = parse_markers(raw, len(hits))
             notes.append(f"{auto_cited} sentence(s) without a marker were cited to the passage that supports them")
+        raw, recited = self._recite(raw, sentences, hits)
+        if recited:
+            sentences = parse_markers(raw, len(hits))
+            notes.append(f"{recited} sentence(s) were cited to the passage that supports them instead of the one "
+                         "the model named")
         cits, unsupported, uncited = self._checked_citations(sentences, hits)
         timings["check"] = (time.perf_counter() - t0) * 1000
         if cits:
@@ -447,6 +452,36 @@ class GenerativeAnswerer:
                 found.append((ms, max(ok, key=lambda j: float(res[j].score)) + 1))  # ties: the higher-ranked one
         for ms, n in sorted(found, key=lambda f: -f[0].end):  # from the end, so earlier offsets stay valid
             raw = _insert_marker(raw, ms.start, ms.end, n)
+        return raw, len(found)
+
+    def _recite(self, raw: str, sentences: Sequence[Any], hits: Sequence[Hit]) -> tuple[str, int]:
+        """``raw`` with the markers of each sentence that its cited passages do not support, but another shown
+        passage does, replaced by that passage's (the best-scoring one), and how many were. Small models number
+        passages wrongly: "Normandy is located in France [1]" where passage 2 says so (Qwen2.5 1.5B, ``--llm
+        local``: 71 of the 136 unsupported sentences of a SQuAD 2.0 small run were supported by another shown
+        passage)."""
+        from rag.citations import strip_markers
+
+        cited = [ms for ms in sentences if ms.text and ms.cited and len(ms.text.split()) >= MIN_CHECKED_WORDS]
+        if not cited or len(hits) < 2:
+            return raw, 0
+        own = _check_many(self.support_checker, [(ms.text, [hits[n - 1].chunk.text for n in ms.cited])
+                                                 for ms in cited])
+        wrong = [ms for ms, res in zip(cited, own, strict=True) if not res.supported]
+        if not wrong:
+            return raw, 0
+        k = len(hits)
+        results = _check_many(self.support_checker, [(ms.text, [h.chunk.text]) for ms in wrong for h in hits])
+        found: list[tuple[Any, int]] = []
+        for i, ms in enumerate(wrong):
+            res = results[i * k : (i + 1) * k]
+            ok = [j for j in range(k) if res[j].supported and j + 1 not in ms.cited]
+            if ok:
+                found.append((ms, max(ok, key=lambda j: float(res[j].score)) + 1))
+        for ms, n in sorted(found, key=lambda f: -f[0].end):  # from the end, so earlier offsets stay valid
+            piece = strip_markers(raw[ms.start : ms.end])
+            lead = raw[ms.start : ms.end][: len(raw[ms.start : ms.end]) - len(raw[ms.start : ms.end].lstrip())]
+            raw = raw[: ms.start] + lead + _insert_marker(piece, 0, len(piece), n) + raw[ms.end :]
         return raw, len(found)
 
     @staticmethod

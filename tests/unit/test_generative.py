@@ -350,6 +350,22 @@ def test_unsupported_sentences_are_flagged() -> None:
     assert ("It was opened in 1961 by the Norwegian Polar Institute.", [make_hits()[0].chunk.text]) in checker.calls
 
 
+def test_a_sentence_cited_to_the_wrong_passage_is_cited_to_the_one_that_supports_it() -> None:
+    """Small models number passages wrongly: the fact is in passage 2, the marker says 1."""
+    reply = "The coldest temperature was minus 71 degrees Celsius [1]. It was opened in 1961 [1]."
+    hits = make_hits()
+    ans = answerer(fake(reply)).answer("How cold did it get?", hits)
+    assert ans.answer == "The coldest temperature was minus 71 degrees Celsius [1]. It was opened in 1961 [2]."
+    assert [c.chunk_id for c in ans.citations] == [hits[1].chunk.id, hits[0].chunk.id]
+    assert all(c.supported for c in ans.citations) and not ans.unsupported_sentences
+    assert any("instead of the one the model named" in n for n in ans.notes), ans.notes
+    # a sentence no shown passage supports keeps its marker, and is flagged
+    reply = "The station is powered by a nuclear reactor built by penguins [1]."
+    ans = answerer(fake(reply)).answer("q", hits)
+    assert ans.answer == reply and ans.unsupported_sentences
+    assert not any("instead of the one the model named" in n for n in ans.notes)
+
+
 class ShortExtractive(StubExtractive):
     """The stub whose short answer is a set phrase of the first sentence ("1961")."""
 
