@@ -442,14 +442,7 @@ class GenerativeAnswerer:
                 and not looks_like_not_found(ms.text)]
         if not todo or not hits:
             return raw, 0
-        k = len(hits)
-        results = _check_many(self.support_checker, [(ms.text, [h.chunk.text]) for ms in todo for h in hits])
-        found: list[tuple[Any, int]] = []
-        for i, ms in enumerate(todo):
-            res = results[i * k : (i + 1) * k]
-            ok = [j for j in range(k) if res[j].supported]
-            if ok:
-                found.append((ms, max(ok, key=lambda j: float(res[j].score)) + 1))  # ties: the higher-ranked one
+        found = self._supporting_passages(todo, hits)
         for ms, n in sorted(found, key=lambda f: -f[0].end):  # from the end, so earlier offsets stay valid
             raw = _insert_marker(raw, ms.start, ms.end, n)
         return raw, len(found)
@@ -470,19 +463,26 @@ class GenerativeAnswerer:
         wrong = [ms for ms, res in zip(cited, own, strict=True) if not res.supported]
         if not wrong:
             return raw, 0
+        found = self._supporting_passages(wrong, hits)
+        for ms, n in sorted(found, key=lambda f: -f[0].end):  # from the end, so earlier offsets stay valid
+            segment = raw[ms.start : ms.end]
+            piece = strip_markers(segment)
+            lead = segment[: len(segment) - len(segment.lstrip())]
+            raw = raw[: ms.start] + lead + _insert_marker(piece, 0, len(piece), n) + raw[ms.end :]
+        return raw, len(found)
+
+    def _supporting_passages(self, sentences: Sequence[Any], hits: Sequence[Hit]) -> list[tuple[Any, int]]:
+        """(sentence, passage number) for each sentence that some shown passage it does not already cite supports
+        on its own: the best-scoring one (ties: the higher-ranked one)."""
         k = len(hits)
-        results = _check_many(self.support_checker, [(ms.text, [h.chunk.text]) for ms in wrong for h in hits])
+        results = _check_many(self.support_checker, [(ms.text, [h.chunk.text]) for ms in sentences for h in hits])
         found: list[tuple[Any, int]] = []
-        for i, ms in enumerate(wrong):
+        for i, ms in enumerate(sentences):
             res = results[i * k : (i + 1) * k]
             ok = [j for j in range(k) if res[j].supported and j + 1 not in ms.cited]
             if ok:
                 found.append((ms, max(ok, key=lambda j: float(res[j].score)) + 1))
-        for ms, n in sorted(found, key=lambda f: -f[0].end):  # from the end, so earlier offsets stay valid
-            piece = strip_markers(raw[ms.start : ms.end])
-            lead = raw[ms.start : ms.end][: len(raw[ms.start : ms.end]) - len(raw[ms.start : ms.end].lstrip())]
-            raw = raw[: ms.start] + lead + _insert_marker(piece, 0, len(piece), n) + raw[ms.end :]
-        return raw, len(found)
+        return found
 
     @staticmethod
     def _citation(n: int, hit: Hit, spans: list[tuple[int, int, bool, float]]) -> Citation:
