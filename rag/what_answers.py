@@ -288,6 +288,41 @@ def _trim(words: Sequence[Word], a: int, b: int, qstems: frozenset[str]) -> tupl
     return a, b
 
 
+# words that modify a noun after them: a phrase ending in one is a piece of a bigger one ("Boolean" of "the
+# Boolean satisfiability problem", "Cook" of "Cook reductions")
+_MODIFIES = frozenset({"compound", "amod", "nmod", "nummod"})
+_STOPS = frozenset(".,;:?!\"“”`—)")  # a joined token starting with one of these ends the phrase
+MAX_HEAD_GAP = 3  # words between a modifier and the noun it modifies
+
+
+def _whole(words: Sequence[Word], a: int, b: int, heads: Sequence[int], qstems: frozenset[str]) -> tuple[int, int]:
+    """``words[a:b]`` grown to the whole phrase it is cut from: a token written joined to it ("co" of "co-NP",
+    "f(n" of "f(n)"), a bracket it opens, and the noun its last word modifies ("Boolean" -> "Boolean
+    satisfiability problem"), unless the words that adds are all the question's ("the qpdf tool" asked "which
+    tool" stays "qpdf"). A short answer is a whole constituent, never a word cut out of a phrase."""
+    grew = True
+    while grew:
+        grew = False
+        # joined tokens: no space between them, and no punctuation that ends a phrase
+        while b < len(words) and words[b].start == words[b - 1].end and words[b].text[:1] not in _STOPS \
+                and words[b].text.lower() not in ("'s", "’s"):
+            b, grew = b + 1, True
+        while a > 0 and words[a].start == words[a - 1].end and (words[a - 1].text[:1].isalnum()
+                                                                or words[a - 1].text in ("-", "–")):
+            a, grew = a - 1, True
+        text = "".join(w.text for w in words[a:b])
+        if text.count("(") > text.count(")"):
+            close = next((j for j in range(b, min(len(words), b + 4)) if words[j].text == ")"), None)
+            if close is not None:
+                b, grew = close + 1, True
+        h = heads[b - 1] if b - 1 < len(heads) else -1
+        if words[b - 1].dep in _MODIFIES and b - 1 < h <= b + MAX_HEAD_GAP and words[h].pos in ("NOUN", "PROPN") \
+                and all(words[j].dep in _MODIFIES or words[j].text in ("-", "–") for j in range(b, h)) \
+                and not _stems(" ".join(w.text for w in words[b : h + 1])) <= qstems:
+            b, grew = h + 1, True
+    return a, b
+
+
 def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) -> tuple[int, int, int] | None:
     """``(start, end, distance)``: the character span in ``analysis.text`` of the phrase that best fills the gap of
     the what/which ``question``, and its distance in words to the nearest question word; None when the sentence
@@ -316,6 +351,7 @@ def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) ->
         return None
     _, a, b, dist = best
     a, b = _trim(words, a, b, qstems)
+    a, b = _whole(words, a, b, heads, qstems)
     start, end = bare(analysis.text, words[a].start, words[b - 1].end)  # "the server's" -> "server"
     if b - a == 1 and _NUMBER.match(words[a].text):  # a number keeps its qualifier: "at least 0", not "0"
         q = _QUALIFIED.search(analysis.text, 0, start)

@@ -94,3 +94,24 @@ def test_who_and_where_take_the_name_of_their_kind(analyzer: Analyzer, question:
     an = analyzer.analyze([sentence])[0]
     found = _best_span(question, sentence, question_type(question), an.entities)
     assert found is not None and sentence[found[1] : found[2]] == answer
+
+
+@pytest.mark.parametrize(("question", "sentence", "answer"), [
+    # a word written joined to others is not cut out of them: "co-NP", not "co" (NP is the question's word)
+    ("In what complexity class do the mirror images of NP problems lie?",
+     "Along the same lines, co-NP is the class holding the mirror images of NP problems.", "co-NP"),
+    # a bracket the phrase opens is closed
+    ("Concrete bounding of fuel use frequently produces timetables contingent upon what?",
+     "But bounding the fuel use above by some concrete function g(n) often yields timetables that depend on the "
+     "chosen ferry model.", "g(n)"),
+    # a modifier grows to the noun it modifies ("Halvard" alone is a piece of "the Halvard routing problem") ...
+    ("What is an example of a problem that rests within the harbour complexity class?",
+     "The harbour complexity class contains many problems that pilots would like to solve quickly, such as the "
+     "Halvard satisfiability problem and the vertex cover problem.", "Halvard satisfiability problem"),
+    # ... unless that noun is all the question's words: "the qpdf tool" asked "which tool" is qpdf
+    ("Which tool can decrypt an encrypted ferry manifest?",
+     "An encrypted ferry manifest can be decrypted with the qpdf tool first.", "qpdf"),
+])
+def test_a_short_answer_is_never_cut_out_of_a_phrase(analyzer: Analyzer, question: str, sentence: str,
+                                                     answer: str) -> None:
+    assert _gap(analyzer, question, sentence) == answer
