@@ -35,6 +35,7 @@ from rag.answer_check import (
     kind_labels,
     missing_terms,
     question_names,
+    rival_qualifier,
     unnamed,
 )
 from rag.followups import _is_elliptic, contextualize
@@ -333,7 +334,12 @@ class ExtractiveAnswerer:
         margin = math.inf if want.multi_part else self.evidence_margin
         close = [s for s in ranked[:self.evidence_sentences] if s.score >= best.score - margin]
         first_gap = None
+        # the best sentence qualifies the asked thing otherwise ("extensive time" asked about "limited time"): a
+        # sentence below it answers only when it holds the question's qualifier
+        rival = rival_qualifier(want, self.analyzer.lazy(best.text), best.previous, self._similar)
         for s in close:  # analysed only when the check needs more than the words (rag.nlp.LazyAnalysis)
+            if rival is not None and s is not best and not rival.held_by(f"{s.previous} {s.text}"):
+                continue
             others = [h.chunk.text for h in hits if h.chunk.source != s.hit.chunk.source]
             gap = evidence_gap(want, self.analyzer.lazy(s.text), s.previous, self._similar,
                                on_topic=s is not best, passages=others)

@@ -103,6 +103,47 @@ def test_negated_reads_the_question_not_its_idioms() -> None:
     assert not negated("What is the output, yes or no?") and not negated("Is it not only fast but cheap?")
 
 
+FERRY = {
+    "/docs/ferry-rules.txt": "The harbour office wrote the ferry rules in 1911. A mechanical application of the "
+    "ferry rules is what every new pilot learns first. Pilots also learn the tide tables by heart.",
+    "/docs/ferry-fleet.txt": "The ferry fleet has a fixed set of winter routes. Each route is sailed twice a day.",
+}
+
+
+@pytest.fixture(scope="module")
+def ferry(embedder, analyzer: Analyzer):
+    answerer = ExtractiveAnswerer(embedder, analyzer=analyzer)
+    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in FERRY.items()]
+    return lambda question: answerer.answer(question, retrieve(embedder, chunks, question, k=2))
+
+
+def test_the_asked_thing_qualified_otherwise_is_no_answer(ferry, analyzer: Analyzer) -> None:
+    """SQuAD 2.0's twins swap the qualifier of a noun ("a manual application" over "a mechanical application"):
+    the sentence that qualifies the noun otherwise, with no word near the question's qualifier, answers
+    nothing, and the answerer says so rather than quoting another sentence that lacks the qualifier too."""
+    ans = ferry("What is a mechanical application of the ferry rules?")
+    assert not ans.abstained and "mechanical application" in ans.answer
+    ans = ferry("What is a manual application of the ferry rules?")
+    assert ans.abstained, ans.answer
+    assert any("says mechanical application, not manual application" in n for n in ans.notes), ans.notes
+    assert ferry("What does the ferry fleet have a fixed set of?").short_answer == "winter routes"
+    ans = ferry("What does the ferry fleet have a flexible set of?")
+    assert ans.abstained and any("says fixed set, not flexible set" in n for n in ans.notes), ans.notes
+
+
+def test_qualifiers_are_the_words_that_qualify_a_common_noun(analyzer: Analyzer) -> None:
+    from rag.answer_check import qualifiers
+
+    def of(q: str) -> tuple[tuple[str, str], ...]:
+        return asked(q, question_type(q), analyzer.analyze([q])[0]).qualified
+
+    assert of("What can be viewed as a limited collection of instances?") == (("limited", "collection"),)
+    assert of("How many other routes does the ferry fleet have?") == (("ferry", "fleet"),)  # counts, orders: no
+    assert of("What role did they play in their respective bands?") == ()
+    assert of("Who sang in the band Counting Crows?") == ()  # a name's qualifier: names are checked as names
+    assert qualifiers(analyzer.analyze(["Which Halden mill was sold?"])[0], ("Halden",)) == ()
+
+
 def test_an_entity_the_text_does_not_mention_abstains(acme) -> None:
     ans = acme("When did the Madrid office of Acme Corp open?")
     assert ans.abstained and any('"Madrid"' in n for n in ans.notes), ans.notes
