@@ -30,12 +30,12 @@ import numpy as np
 from rag.answer_check import (
     Asked,
     asked,
+    contrast,
     counting_value,
     evidence_gap,
     kind_labels,
     missing_terms,
     question_names,
-    rival_qualifier,
     unnamed,
 )
 from rag.followups import _is_elliptic, contextualize
@@ -334,9 +334,9 @@ class ExtractiveAnswerer:
         margin = math.inf if want.multi_part else self.evidence_margin
         close = [s for s in ranked[:self.evidence_sentences] if s.score >= best.score - margin]
         first_gap = None
-        # the best sentence qualifies the asked thing otherwise ("extensive time" asked about "limited time"): a
-        # sentence below it answers only when it holds the question's qualifier
-        rival = rival_qualifier(want, self.analyzer.lazy(best.text), best.previous, self._similar)
+        # the best sentence says something else than the question ("extensive time" asked about "limited time",
+        # "most" asked about "least"): a sentence below it answers only when it holds the question's word
+        rival = contrast(want, self.analyzer.lazy(best.text), best.previous, self._similar)
         for s in close:  # analysed only when the check needs more than the words (rag.nlp.LazyAnalysis)
             if rival is not None and s is not best and not rival.held_by(f"{s.previous} {s.text}"):
                 continue

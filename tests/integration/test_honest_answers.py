@@ -107,6 +107,8 @@ FERRY = {
     "/docs/ferry-rules.txt": "The harbour office wrote the ferry rules in 1911. A mechanical application of the "
     "ferry rules is what every new pilot learns first. Pilots also learn the tide tables by heart.",
     "/docs/ferry-fleet.txt": "The ferry fleet has a fixed set of winter routes. Each route is sailed twice a day.",
+    "/docs/ferry-ports.txt": "The busiest port of the fleet is Halden. The ferry sails north in winter. The most "
+    "used route of the fleet runs to Marbury.",
 }
 
 
@@ -129,6 +131,27 @@ def test_the_asked_thing_qualified_otherwise_is_no_answer(ferry, analyzer: Analy
     assert ferry("What does the ferry fleet have a fixed set of?").short_answer == "winter routes"
     ans = ferry("What does the ferry fleet have a flexible set of?")
     assert ans.abstained and any("says fixed set, not flexible set" in n for n in ans.notes), ans.notes
+
+
+def test_a_sentence_that_says_the_opposite_is_no_answer(ferry) -> None:
+    ans = ferry("Which port of the fleet is the busiest?")
+    assert not ans.abstained and ans.short_answer == "Halden"
+    ans = ferry("In which direction does the ferry sail in winter?")
+    assert not ans.abstained and "north" in ans.answer
+    ans = ferry("In which direction does the ferry sail after winter?")  # "after" is neither said nor opposed
+    assert not ans.abstained
+    from rag.answer_check import opposite
+
+    q = "What is the least used type of reduction?"
+    rival = opposite(asked(q, question_type(q)), "The most commonly used reduction is a polynomial-time reduction.")
+    assert rival is not None and str(rival) == 'says "most", not "least"'
+    assert opposite(asked(q, question_type(q)), "The least and the most used reductions are both listed.") is None
+    q = "Which way does the ferry sail, north or south?"
+    assert opposite(asked(q, question_type(q)), "The ferry sails north in winter.") is None  # both asked
+    ans = ferry("Which place does the most used route of the fleet run to?")
+    assert not ans.abstained and ans.short_answer == "Marbury", ans.answer
+    ans = ferry("Which place does the least used route of the fleet run to?")
+    assert ans.abstained and 'says "most", not "least"' in ans.notes[0], ans.notes
 
 
 def test_qualifiers_are_the_words_that_qualify_a_common_noun(analyzer: Analyzer) -> None:
