@@ -119,6 +119,7 @@ class Asked:
     attributes: tuple[str, ...] = ()  # its other content words ("chairs", "board" in "who chairs the board of Acme?")
     negated: bool = False  # it asks what is not so ("What cannot be solved by ...?"; see ``negated``)
     qualified: tuple[tuple[str, str], ...] = ()  # (qualifier, noun) pairs: ("limited", "time"); see qualifiers
+    counts: tuple[tuple[str, str], ...] = ()  # (number, noun) pairs: ("three", "graphs"); see ``counts_of``
 
     @property
     def wants_duration(self) -> bool:
@@ -149,8 +150,9 @@ def asked(question: str, kind: str, analysis: Analysis | None = None, kind_from:
     compares = len(names) >= 2 and bool(_COMPARES.search(question))
     multi_part = bool(_CHAINED.search(question)) or len(_name_phrases(question)) + len(numbers) >= 3
     qualified = qualifiers(analysis, names) if analysis is not None else ()
+    counts = counts_of(analysis, small=True) if analysis is not None else ()
     return Asked(question, kind, stated, names, numbers, counted, compares, multi_part, attributes,
-                 negated(question), qualified)
+                 negated(question), qualified, counts)
 
 
 # A question that asks what is *not* so needs a sentence that says something is not so: "What cannot be solved by
@@ -356,6 +358,33 @@ def qualifiers(analysis: Analysis, names: Sequence[str] = ()) -> tuple[tuple[str
     return tuple(dict.fromkeys(out))
 
 
+def counts_of(analysis: Analysis, small: bool = False) -> tuple[tuple[str, str], ...]:
+    """The (number, noun) pairs of a parse: a number that counts a noun ("two finite graphs", "3 layers");
+    ``small``: only numbers below 100 (a year is no count, and ``missing_terms`` already needs a number >= 10
+    that the question writes in digits)."""
+    words = analysis.words
+    return tuple(dict.fromkeys((w.text, words[w.head].text) for w in words
+                               if w.dep == "nummod" and w.pos == "NUM" and 0 <= w.head < len(words)
+                               and words[w.head].pos == "NOUN" and (st := _stems(w.text))
+                               and (not small or all(x.isdigit() and int(x) < 100 for x in st))))
+
+
+def other_count(a: Asked, sentence: Analysis, context: str = "") -> Rival | None:
+    """The sentence counts a noun the question counts with another number ("two finite graphs" asked about
+    "three finite graphs"), and says the question's number nowhere, nor in ``context``. On the tune article 3
+    answered unanswerable questions and no answerable one were like that; none on the held-out article."""
+    if not a.counts:
+        return None
+    window = _stems(f"{context} {sentence.text}")
+    for mine, noun in a.counts:
+        if _stems(mine) <= window or not _stems(noun) <= window:
+            continue
+        theirs = [n for n, x in counts_of(sentence) if _stems(x) == _stems(noun) and _stems(n) != _stems(mine)]
+        if theirs:
+            return Rival(mine, noun, theirs[0])
+    return None
+
+
 class Rival(NamedTuple):
     """What a sentence says instead of the question's word: ``theirs`` ``noun``, not ``mine`` ``noun`` (a qualifier
     of the noun the question qualifies, or the opposite of the question's word; then ``noun`` is empty)."""
@@ -425,8 +454,10 @@ def opposite(a: Asked, sentence: str, context: str = "") -> Rival | None:
 
 def contrast(a: Asked, sentence: Analysis, context: str = "", similar: Similar | None = None) -> Rival | None:
     """What the sentence says instead of what the question asks about: the opposite of its word
-    (``opposite``), or another qualifier of its noun (``rival_qualifier``); None when neither."""
-    return opposite(a, sentence.text, context) or rival_qualifier(a, sentence, context, similar)
+    (``opposite``), another count of its noun (``other_count``), or another qualifier of its noun
+    (``rival_qualifier``); None when none of these."""
+    return opposite(a, sentence.text, context) or other_count(a, sentence, context) \
+        or rival_qualifier(a, sentence, context, similar)
 
 
 def _word_before(analysis: Analysis, start: int) -> str:

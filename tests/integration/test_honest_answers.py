@@ -106,7 +106,8 @@ def test_negated_reads_the_question_not_its_idioms() -> None:
 FERRY = {
     "/docs/ferry-rules.txt": "The harbour office wrote the ferry rules in 1911. A mechanical application of the "
     "ferry rules is what every new pilot learns first. Pilots also learn the tide tables by heart.",
-    "/docs/ferry-fleet.txt": "The ferry fleet has a fixed set of winter routes. Each route is sailed twice a day.",
+    "/docs/ferry-fleet.txt": "The ferry fleet has a fixed set of winter routes. Each route is sailed twice a day. "
+    "The two car ferries of the fleet carry lorries.",
     "/docs/ferry-ports.txt": "The busiest port of the fleet is Halden. The ferry sails north in winter. The most "
     "used route of the fleet runs to Marbury.",
 }
@@ -152,6 +153,15 @@ def test_a_sentence_that_says_the_opposite_is_no_answer(ferry) -> None:
     assert not ans.abstained and ans.short_answer == "Marbury", ans.answer
     ans = ferry("Which place does the least used route of the fleet run to?")
     assert ans.abstained and 'says "most", not "least"' in ans.notes[0], ans.notes
+
+
+def test_another_count_of_the_asked_thing_is_no_answer(ferry) -> None:
+    ans = ferry("What do the two car ferries of the fleet carry?")
+    assert not ans.abstained and ans.short_answer == "lorries", ans.answer
+    ans = ferry("What do the three car ferries of the fleet carry?")
+    assert ans.abstained and "says two ferries, not three ferries" in ans.notes[0], ans.notes
+    ans = ferry("What do the 2 car ferries of the fleet carry?")  # the same number in digits
+    assert not ans.abstained
 
 
 def test_qualifiers_are_the_words_that_qualify_a_common_noun(analyzer: Analyzer) -> None:
