@@ -108,7 +108,7 @@ EVIDENCE_MARGIN = 0.4
 # calibrate_abstention`` on the Computational_complexity_theory article of SQuAD 2.0 small (the tune split): the
 # threshold that abstains most on its unanswerable questions while abstaining on at most 5% of its answerable
 # ones; the Normans article is the held-out split (figures in the README).
-MIN_EVIDENCE = 0.70
+MIN_EVIDENCE = 0.675
 NOTE_WEAK = "not answered by the documents: the closest sentence that mentions what is asked scores {score:.2f}, " \
     "below the evidence threshold {threshold:.2f}"
 TYPED_FALLBACK_KEY = 20.0  # rank key of a typed value found by the analysis when no pattern matched
