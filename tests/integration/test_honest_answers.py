@@ -164,6 +164,15 @@ def test_another_count_of_the_asked_thing_is_no_answer(ferry) -> None:
     assert not ans.abstained
 
 
+def test_id_is_a_word_not_a_contraction(analyzer: Analyzer) -> None:
+    """spaCy's tokenizer reads "id" as "I'd" ("a collection i d"); the qualifier check needs the noun whole."""
+    words = [w.text for w in analyzer.analyze(["Each chunk also gets a stable id of 32 characters."])[0].words]
+    assert "id" in words and "d" not in words
+    q = "How many characters make up a collection id?"
+    a = asked(q, question_type(q), analyzer.analyze([q])[0])
+    assert ("collection", "id") in a.qualified
+
+
 def test_qualifiers_are_the_words_that_qualify_a_common_noun(analyzer: Analyzer) -> None:
     from rag.answer_check import qualifiers
 
