@@ -323,6 +323,36 @@ def _whole(words: Sequence[Word], a: int, b: int, heads: Sequence[int], qstems: 
     return a, b
 
 
+# a question that asks for two or more things ("What are two complexity classes between L and P?")
+_SEVERAL = re.compile(r"\b(?:two|three|four|five|several)\b", re.I)  # not "both": "Are X and Y both ...?"
+MAX_LISTED = 12  # words of a phrase with its listed siblings
+
+
+def _listed(words: Sequence[Word], a: int, b: int, heads: Sequence[int]) -> int:
+    """The end of ``words[a:b]`` with the siblings listed after it ("NL" -> "NL and NC", "Cook" of "Cook
+    reductions, Karp reductions and Levin reductions" -> all three): from the phrase's head (or the noun its last
+    word modifies) along its chain of ``conj`` dependents, to the end of the last one's subtree."""
+    head = next((i for i in range(b - 1, a - 1, -1) if not a <= heads[i] < b), b - 1)
+    if words[head].dep in _MODIFIES and head < heads[head] <= head + MAX_HEAD_GAP:
+        head = heads[head]  # "Cook" of "Cook reductions": the list is one of reductions
+    last = head
+    while (nxt := next((i for i in range(last + 1, len(words)) if heads[i] == last and words[i].dep == "conj"),
+                       None)) is not None:
+        last = nxt
+    if last == head:
+        return b
+    inside = {last}
+    grew = True
+    while grew:
+        grew = False
+        for i in range(last + 1, len(words)):
+            if i not in inside and heads[i] in inside:
+                inside.add(i)
+                grew = True
+    end = max(inside) + 1
+    return end if end - a <= MAX_LISTED else b
+
+
 def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) -> tuple[int, int, int] | None:
     """``(start, end, distance)``: the character span in ``analysis.text`` of the phrase that best fills the gap of
     the what/which ``question``, and its distance in words to the nearest question word; None when the sentence
@@ -352,6 +382,8 @@ def gap_phrase(question: str, analysis: Analysis, weights: Weights = WEIGHTS) ->
     _, a, b, dist = best
     a, b = _trim(words, a, b, qstems)
     a, b = _whole(words, a, b, heads, qstems)
+    if _SEVERAL.search(question):
+        b = _drop_tail(words, a, _listed(words, a, b, heads))
     start, end = bare(analysis.text, words[a].start, words[b - 1].end)  # "the server's" -> "server"
     if b - a == 1 and _NUMBER.match(words[a].text):  # a number keeps its qualifier: "at least 0", not "0"
         q = _QUALIFIED.search(analysis.text, 0, start)

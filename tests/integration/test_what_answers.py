@@ -108,6 +108,13 @@ def test_who_and_where_take_the_name_of_their_kind(analyzer: Analyzer, question:
     ("What is an example of a problem that rests within the harbour complexity class?",
      "The harbour complexity class contains many problems that pilots would like to solve quickly, such as the "
      "Halvard satisfiability problem and the vertex cover problem.", "Halvard satisfiability problem"),
+    # a question that asks for two or more things gets the listed siblings too
+    ("What are two ferry ports between Halden and Oslo?",
+     "Again, there are many ferry ports between the two, such as Moss and Horten, and all of them are busy.",
+     "Moss and Horten"),
+    ("What are three examples of harbour cranes?",
+     "The harbour has many cranes, for example Goliath cranes, tower cranes and gantry cranes.",
+     "Goliath cranes, tower cranes and gantry cranes"),
     # ... unless that noun is all the question's words: "the qpdf tool" asked "which tool" is qpdf
     ("Which tool can decrypt an encrypted ferry manifest?",
      "An encrypted ferry manifest can be decrypted with the qpdf tool first.", "qpdf"),
