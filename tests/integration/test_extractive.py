@@ -40,6 +40,11 @@ def retrieve(embedder, chunks: Sequence[Chunk], query: str, k: int = 5) -> list[
     return [Hit(chunks[j], float(sims[j]), dense_score=float(sims[j]), rank=r + 1) for r, j in enumerate(order)]
 
 
+def chunks_of(docs: dict[str, str]) -> list[Chunk]:
+    """One chunk per document of ``docs`` (path -> text), the whole text."""
+    return [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in docs.items()]
+
+
 @pytest.fixture(scope="module")
 def answerer(embedder) -> ExtractiveAnswerer:
     return ExtractiveAnswerer(embedder)
@@ -291,7 +296,7 @@ TOWNS = {
 
 @pytest.fixture(scope="module")
 def towns(embedder, answerer: ExtractiveAnswerer):
-    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in TOWNS.items()]
+    chunks = chunks_of(TOWNS)
 
     def _ask(question: str) -> Answer:
         ans = answerer.answer(question, retrieve(embedder, chunks, question, k=2))
@@ -333,7 +338,7 @@ RIVALS = {
 
 
 def _ask_over(embedder, answerer: ExtractiveAnswerer, docs: dict[str, str], question: str) -> Answer:
-    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in docs.items()]
+    chunks = chunks_of(docs)
     ans = answerer.answer(question, retrieve(embedder, chunks, question, k=len(chunks)))
     for c in ans.citations:
         assert docs[c.source][c.start : c.end] == c.text

@@ -12,7 +12,7 @@ from rag.nlp import Analyzer
 from rag.short_answers import question_type
 from rag.types import Answer, Chunk, Turn
 from rag.whole_answers import whole_answer
-from tests.integration.test_extractive import retrieve
+from tests.integration.test_extractive import chunks_of, retrieve
 
 pytestmark = pytest.mark.integration
 
@@ -33,20 +33,26 @@ def analyzer() -> Analyzer:
     return Analyzer()
 
 
-@pytest.fixture(scope="module")
-def acme(embedder, analyzer: Analyzer):
+def _asker(embedder, analyzer: Analyzer, docs: dict[str, str], k: int):
+    """Ask ``docs`` (one chunk each, the best ``k`` retrieved) through a real ExtractiveAnswerer; every citation
+    must be the exact span of its document."""
     answerer = ExtractiveAnswerer(embedder, analyzer=analyzer)
-    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in ACME.items()]
+    chunks = chunks_of(docs)
 
     def _ask(question: str, history: tuple[Turn, ...] = ()) -> Answer:
         from rag.extractive import contextualize
 
-        ans = answerer.answer(question, retrieve(embedder, chunks, contextualize(question, history), k=3), history)
+        ans = answerer.answer(question, retrieve(embedder, chunks, contextualize(question, history), k=k), history)
         for c in ans.citations:
-            assert ACME[c.source][c.start : c.end] == c.text
+            assert docs[c.source][c.start : c.end] == c.text
         return ans
 
     return _ask
+
+
+@pytest.fixture(scope="module")
+def acme(embedder, analyzer: Analyzer):
+    return _asker(embedder, analyzer, ACME, k=3)
 
 
 # -- evidence that answers the question --------------------------------------------------------------------------
@@ -115,9 +121,7 @@ FERRY = {
 
 @pytest.fixture(scope="module")
 def ferry(embedder, analyzer: Analyzer):
-    answerer = ExtractiveAnswerer(embedder, analyzer=analyzer)
-    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in FERRY.items()]
-    return lambda question: answerer.answer(question, retrieve(embedder, chunks, question, k=2))
+    return _asker(embedder, analyzer, FERRY, k=2)
 
 
 def test_the_asked_thing_qualified_otherwise_is_no_answer(ferry, analyzer: Analyzer) -> None:
@@ -377,7 +381,7 @@ def test_a_question_that_needs_two_passages_is_answered_through_the_bridge(embed
         "/docs/film.txt": "Maximum Overdrive is a 1986 horror film. It was shot in and around Leland, North Carolina.",
         "/docs/director.txt": "Maximum Overdrive was written and directed by Stephen King, his only film as director.",
     }
-    chunks = [Chunk(f"{src}#0", src, text, 0, len(text), index=0) for src, text in docs.items()]
+    chunks = chunks_of(docs)
     q = "Who directed the film that was shot in Leland, North Carolina in 1986?"
     ans = ExtractiveAnswerer(embedder, analyzer=analyzer).answer(q, retrieve(embedder, chunks, q, k=2))
     assert not ans.abstained and ans.short_answer == "Stephen King"
