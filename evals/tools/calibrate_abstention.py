@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = choose(tables[f"tune: {TUNE}"], a.max_false)
     a.out.mkdir(parents=True, exist_ok=True)
     plot(tables, chosen, a.out / "abstention.png")
+    from rag.cpu import fingerprint
+
     (a.out / "abstention.json").write_text(json.dumps({"chosen": chosen, "max_false": a.max_false,
-                                                       "tables": tables}, indent=1))
+                                                       "machine": fingerprint(), "tables": tables}, indent=1))
     print(f"chosen MIN_EVIDENCE = {chosen} (the highest with false abstention <= {a.max_false} on {TUNE})")
     for name, table in tables.items():
         at = next(r for r in table if r["threshold"] == chosen)

@@ -23,7 +23,7 @@ from pathlib import Path
 from evals.tools.calibrate_abstention import HELD_OUT, TUNE, choose, plot
 from evals.tools.shared import datasets_dir
 
-THRESHOLDS = [round(0.05 * i, 2) for i in range(15)]  # 0.0 .. 0.70
+THRESHOLDS = [round(0.025 * i, 3) for i in range(29)]  # 0.0 .. 0.70
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     plot(tables, chosen, a.out / "verifier.png",
          title=f"SQuAD 2.0 small: extractive + --verify local, threshold {chosen}")
+    from rag.cpu import fingerprint
+
     (a.out / "verifier.json").write_text(json.dumps({"chosen": chosen, "max_false": a.max_false,
-                                                     "latency": latency, "tables": tables}, indent=1))
+                                                     "latency": latency, "machine": fingerprint(),
+                                                     "tables": tables}, indent=1))
     print(f"chosen VERIFY_THRESHOLD = {chosen} (the highest with false abstention <= {a.max_false} on {TUNE})")
     for name, table in tables.items():
         at = next(r for r in table if r["threshold"] == chosen)
