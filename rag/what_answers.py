@@ -349,7 +349,7 @@ def _listed(words: Sequence[Word], a: int, b: int, heads: Sequence[int]) -> int:
             if i not in inside and heads[i] in inside:
                 inside.add(i)
                 grew = True
-    end = max(inside) + 1
+    end = max(max(inside) + 1, b)  # never shorter than the phrase
     return end if end - a <= MAX_LISTED else b
 
 
