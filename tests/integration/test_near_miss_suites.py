@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # What the current system meets on these suites (figures in the README); the targets (abstention >= 0.85,
 # false abstention <= 0.10) are not all met yet: see the README's "Honest answers" section.
 GATES = {
-    "docs": {"abstention_rate": 0.30, "false_abstention_rate": 0.10, "answer_contains": 0.75},
+    "docs": {"abstention_rate": 0.50, "false_abstention_rate": 0.10, "answer_contains": 0.75},
     "squad": {"abstention_rate": 0.70, "false_abstention_rate": 0.15, "answer_contains": 0.80},
 }
 
