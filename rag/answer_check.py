@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from rag.nlp import PERSON_LIKE, PLACE_LIKE, QUANTITY_LIKE, TIME_LIKE, Analysis, Span
 from rag.short_answers import _DATE_SPAN, _NUM_SPAN, _SHORT_YEAR
-from rag.text import CLAIM_STOPWORDS, content_words
+from rag.text import CLAIM_STOPWORDS, content_words, folded_words
 from rag.types import Hit
 
 # -- what the question names -------------------------------------------------------------------------------------
@@ -439,14 +439,13 @@ _OPPOSITES = dict(
         "eastern:western").split())
     for pair in ((a, b), (b, a))
 )
-_LOWER_WORDS = re.compile(r"[a-z]+")
 
 
 def opposite(a: Asked, sentence: str, context: str = "") -> Rival | None:
     """The question's word whose opposite the sentence says, without the word itself in it or in ``context``."""
-    asked_words = set(_LOWER_WORDS.findall(a.question.lower()))
-    said = set(_LOWER_WORDS.findall(sentence.lower()))
-    around = said | set(_LOWER_WORDS.findall(context.lower()))
+    asked_words = set(folded_words(a.question))
+    said = set(folded_words(sentence))
+    around = said | set(folded_words(context))
     for w in sorted(asked_words):
         other = _OPPOSITES.get(w)
         if other and other not in asked_words and other in said and w not in around:

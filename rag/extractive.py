@@ -334,17 +334,19 @@ class ExtractiveAnswerer:
         margin = math.inf if want.multi_part else self.evidence_margin
         close = [s for s in ranked[:self.evidence_sentences] if s.score >= best.score - margin]
         first_gap = None
-        # the best sentence says something else than the question ("extensive time" asked about "limited time",
-        # "most" asked about "least"): a sentence below it answers only when it holds the question's word
-        rival = contrast(want, self.analyzer.lazy(best.text), best.previous, self._similar)
+        rival = None
         for s in close:  # analysed only when the check needs more than the words (rag.nlp.LazyAnalysis)
-            if rival is not None and s is not best and not rival.held_by(f"{s.previous} {s.text}"):
+            if rival is not None and not rival.held_by(f"{s.previous} {s.text}"):
                 continue
             others = [h.chunk.text for h in hits if h.chunk.source != s.hit.chunk.source]
             gap = evidence_gap(want, self.analyzer.lazy(s.text), s.previous, self._similar,
                                on_topic=s is not best, passages=others)
             if gap is None:
                 return [s, *(r for r in ranked if r is not s)], None
+            if s is best:  # worked out only when the best sentence has a gap, not on every answer
+                # it says something else than the question ("extensive time" asked about "limited time", "most"
+                # asked about "least"): a sentence below it answers only when it holds the question's word
+                rival = contrast(want, self.analyzer.lazy(best.text), best.previous, self._similar)
             first_gap = first_gap or gap
         return ranked, first_gap
 

@@ -78,16 +78,23 @@ _BE = frozenset("is are was were".split())
 _COPULA_DEPS = frozenset({"ROOT", "conj", "ccomp", "advcl", "relcl"})
 
 
-def _subtree(words: Sequence[Word], root: int) -> tuple[int, int]:
-    """The character span of ``words[root]`` and everything that depends on it."""
+def _descendants(heads: Sequence[int], root: int) -> set[int]:
+    """``root`` and the indices of every word that depends on it, directly or not (``heads[i]``: the index of the
+    word ``i`` depends on)."""
     inside = {root}
     grew = True
     while grew:
         grew = False
-        for i, w in enumerate(words):
-            if i not in inside and w.head in inside and w.head != i:
+        for i, h in enumerate(heads):
+            if i not in inside and h in inside and h != i:
                 inside.add(i)
                 grew = True
+    return inside
+
+
+def _subtree(words: Sequence[Word], root: int) -> tuple[int, int]:
+    """The character span of ``words[root]`` and everything that depends on it."""
+    inside = _descendants([w.head for w in words], root)
     return min(words[i].start for i in inside), max(words[i].end for i in inside)
 
 
@@ -341,15 +348,7 @@ def _listed(words: Sequence[Word], a: int, b: int, heads: Sequence[int]) -> int:
         last = nxt
     if last == head:
         return b
-    inside = {last}
-    grew = True
-    while grew:
-        grew = False
-        for i in range(last + 1, len(words)):
-            if i not in inside and heads[i] in inside:
-                inside.add(i)
-                grew = True
-    end = max(max(inside) + 1, b)  # never shorter than the phrase
+    end = max(max(_descendants(heads, last)) + 1, b)  # never shorter than the phrase
     return end if end - a <= MAX_LISTED else b
 
 
