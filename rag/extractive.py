@@ -145,6 +145,7 @@ _REFERS_BACK = re.compile(
 
 def _candidates(hits: Sequence[Hit]) -> list[_Sentence]:
     from rag.sentences import split_sentences
+    from rag.titles import is_heading
 
     seen: dict[tuple[str, int, int], _Sentence] = {}
     for i, hit in enumerate(hits):
@@ -153,6 +154,9 @@ def _candidates(hits: Sequence[Hit]) -> list[_Sentence]:
         for a, b in split_sentences(c.text):
             key = (c.source, c.start + a, c.start + b)
             text = c.text[a:b]
+            if is_heading(c.text, a, b, opens_document=c.start == 0):  # context for the next one, never a quote
+                prev = text
+                continue
             if key not in seen:  # hits are in rank order: the first holder is the best-ranked one
                 seen[key] = _Sentence(i, hit, a, b, text, prev if _REFERS_BACK.match(text) else "", prev)
             prev = text

@@ -508,10 +508,13 @@ class _SpanMatcher:
         import numpy as np
 
         from rag.sentences import split_sentences
+        from rag.titles import is_heading
 
         key = chunk.id or str(id(chunk))
         if key not in self._chunks:
             spans = split_sentences(chunk.text) or [(0, len(chunk.text))]
+            # a heading (the document's title) shares the answer's names but states nothing: not the cited span
+            spans = [s for s in spans if not is_heading(chunk.text, *s, opens_document=chunk.start == 0)] or spans
             vecs = self.embedder.embed([chunk.text[a:b] for a, b in spans])
             self._chunks[key] = (spans, vecs)
         spans, vecs = self._chunks[key]

@@ -12,14 +12,38 @@ from rag.text import INDEX_STOPWORDS, folded_words, plain_words
 TITLE_MAX_WORDS = 10
 
 
+def reads_as_heading(line: str) -> bool:
+    """``line`` reads as a heading, not a sentence: 1 to ``TITLE_MAX_WORDS`` words, at most 120 characters, no
+    closing punctuation."""
+    words = plain_words(line)
+    return bool(line) and 1 <= len(words) <= TITLE_MAX_WORDS and len(line) <= 120 and not line.endswith(
+        (".", ":", ";", ","))
+
+
 def document_title(first_chunk_text: str, source: str) -> str:
     """A document's title: its first line when that reads as a heading (at most ``TITLE_MAX_WORDS`` words, not a
     sentence), else its file name without extension ("q3_report" -> "q3 report")."""
     line = first_chunk_text.lstrip().split("\n", 1)[0].strip().lstrip("#").strip()
-    words = plain_words(line)
-    if line and 1 <= len(words) <= TITLE_MAX_WORDS and len(line) <= 120 and not line.endswith((".", ":", ";", ",")):
+    if reads_as_heading(line):
         return line
     return re.sub(r"[_\-]+", " ", Path(source).stem).strip()
+
+
+_MARKDOWN_HEADING = re.compile(r"#{1,6}\s")
+_LIST_ITEM = re.compile(r"(?:[-*+>|]|\d{1,3}[.)])\s")  # a list item, quote or table row states something
+
+
+def is_heading(text: str, start: int, end: int, *, opens_document: bool) -> bool:
+    """The sentence ``text[start:end]`` of a chunk is a heading, not a statement: a markdown heading, or the
+    document's title (its first line when that reads as a heading and more text follows; ``opens_document``: the chunk
+    starts the document). It names what follows; quoted as an answer or as a citation it says nothing."""
+    span = text[start:end]
+    if _MARKDOWN_HEADING.match(span):
+        return True
+    if not opens_document or text[:start].strip() or not text[end:].strip():
+        return False
+    line = text[start:].split("\n", 1)[0].strip()
+    return line == span.strip() and reads_as_heading(line) and not _LIST_ITEM.match(line)
 
 
 def title_key(title: str) -> tuple[str, ...] | None:

@@ -390,3 +390,20 @@ def test_a_follow_up_with_its_own_question_is_answered_about_its_own_words(embed
     assert follow.answer != first.answer and spans == [(c.source, c.start, c.end) for c in alone.citations]
     assert "scanned PDF" in follow.citations[0].text
 
+
+
+TITLED = {
+    "/docs/brannfjell.txt": "Brannfjell Glacier\n\nThe Brannfjell Glacier flows from the Kvit plateau into the Weddell "
+                            "Sea. Surveyors first mapped it in 1958.",
+    "/docs/kvit.txt": "Kvit Plateau\n\nThe Kvit plateau is an ice plateau of Queen Maud Land, about 2,400 metres high.",
+}
+
+
+def test_a_documents_title_is_never_the_quote(embedder, answerer: ExtractiveAnswerer) -> None:
+    """A document's first line that reads as a heading names what follows and states nothing: quoted, it answers
+    nothing ("What is the Kvit Plateau?" -> "Kvit Plateau"). The statement under it is quoted instead."""
+    ans = _ask_over(embedder, answerer, TITLED, "What is the Kvit Plateau?")
+    assert not ans.abstained and "ice plateau of Queen Maud Land" in ans.citations[0].text
+    ans = _ask_over(embedder, answerer, TITLED, "When was the Brannfjell Glacier first mapped?")
+    assert ans.short_answer == "1958"
+    assert all(c.text not in ("Brannfjell Glacier", "Kvit Plateau") for c in ans.citations), ans.citations

@@ -242,3 +242,15 @@ def test_bad_k_and_blank_query(parts) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError):
         r.retrieve("q", 0)
     assert r.retrieve("   ", 3) == []
+
+
+def test_a_heading_is_told_from_a_statement() -> None:
+    from rag.titles import is_heading
+
+    doc = "Kvit Plateau\n\nThe Kvit plateau is an ice plateau. It is high."
+    assert is_heading(doc, 0, 12, opens_document=True), "the document's title"
+    assert not is_heading(doc, 0, 12, opens_document=False), "a chunk in the middle of a document: a line of it"
+    assert not is_heading(doc, 14, 47, opens_document=True), "a sentence"
+    assert is_heading("# Install\n\nRun make demo.", 0, 9, opens_document=False), "a markdown heading"
+    assert not is_heading("Meeting moved to Tuesday", 0, 24, opens_document=True), "a one-line note is its content"
+    assert not is_heading("- port 7860\n\nMore.", 0, 11, opens_document=True), "a list item states something"

@@ -665,3 +665,15 @@ def test_a_question_that_chains_two_facts_follows_the_bridge_before_it_answers()
     assert searched == ["Brannfjell glacier length"] and len(model.prompts) == 2, "one search, then one answer"
     assert '<passage n="2" source="glacier.txt">' in model.prompts[1]
     assert not ans.abstained and ans.citations[0].chunk_id == "g0"
+
+
+def test_the_cited_span_is_a_statement_not_the_documents_title() -> None:
+    """The answer sentence shares its names with the document's title line; the citation still points at the
+    sentence that states the fact (a title says nothing to a user who clicks it)."""
+    text = "Ezer Weizman\n\nEzer Weizman was born on 15 June 1924 in Tel Aviv. He was the seventh President of Israel."
+    hit = Hit(Chunk(id="w0", source="/docs/Ezer_Weizman.txt", text=text, start=0, end=len(text), index=0),
+              score=0.8, dense_score=0.8, rank=1)
+    ans = answerer(fake("Ezer Weizman is the older one [1].")).answer(
+        "Who is older, Ezer Weizman or Yitzhak Navon?", [hit])
+    (c,) = ans.citations
+    assert c.text == "Ezer Weizman was born on 15 June 1924 in Tel Aviv.", c.text
