@@ -62,6 +62,7 @@ NOTE_EMPTY = "the model returned no answer text; showing the extractive answer"
 NOTE_NOT_ASKED = "no passage is relevant enough, so the model was not asked"
 NOTE_MODEL_ABSTAINED = "the model found no answer in the passages"
 HOP_NEW_PASSAGES = 2  # the second hop's passages that replace the weakest first ones
+HOP_KEEP_FIRST = 2  # the first passages the second hop keeps beside its new ones (the bridge and its other half)
 MIN_CHECKED_WORDS = 3  # uncited sentences shorter than this (e.g. "Yes.") are not support-checked
 def _insert_marker(text: str, start: int, end: int, n: int) -> str:
     """``text`` with `` [n]`` at the end of the sentence ``text[start:end]``, before its closing punctuation."""
@@ -176,15 +177,18 @@ class GenerativeAnswerer:
         return render_messages(build_messages(got.query, self._shown(got.query, got.hits)[1]))
 
     def _shown(self, question: str, hits: Sequence[Hit], keep: Sequence[str] = (),
-               chained: bool | None = None) -> tuple[list[Hit], list[Hit]]:
+               chained: bool | None = None, at_least: int = 0) -> tuple[list[Hit], list[Hit]]:
         """(the hits the model is shown, as they are; the same as the prompt shows them, condensed). ``chained``:
         the answer needs two passages (a second hop, or a question that ``chains_facts``; None: judged from
-        ``question``), so the model reads the ``chained_view`` when one is set."""
+        ``question``), so the model reads the ``chained_view`` when one is set; ``at_least`` passages are shown
+        however few the view has (the second hop's: the first ones kept and the new ones)."""
         from rag.answer_check import chains_facts
 
         passages, sentences = self.prompt_passages, self.passage_sentences
         if self.chained_view is not None and (chains_facts(question) if chained is None else chained):
             passages, sentences = self.chained_view
+        if passages:
+            passages = max(passages, at_least)
         shown = list(hits)[:passages] if passages else list(hits)
         if not sentences:
             return shown, shown
@@ -282,10 +286,10 @@ class GenerativeAnswerer:
         timings["hop_retrieve"] = (time.perf_counter() - t0) * 1000
         if not more:
             return None
-        keep = max(1, len(first) - HOP_NEW_PASSAGES)
+        keep = max(HOP_KEEP_FIRST, len(first) - HOP_NEW_PASSAGES)
         hits = [*first[:keep], *more[:HOP_NEW_PASSAGES]]
         shown, view = self._shown(f"{standalone} {query}", hits, [c.text for c in state.extractive.citations],
-                                  chained=True)
+                                  chained=True, at_least=len(hits))
         messages = build_messages(standalone, view)
         self.last_prompt = render_messages(messages)
         common = {**state.common, "hits": (*state.common["hits"], *more[:HOP_NEW_PASSAGES])}
@@ -564,7 +568,15 @@ def _one_query(text: str) -> str:
     """The search query of a hop reply: its first line, without quotes or a "Search query:" label."""
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(?:search query|query)\s*:\s*", "", line, flags=re.I).strip().strip("\"'`").strip()
-    return line[:200]
+    # the model copies the passages' file names (source="Armando_Iannucci.txt") into queries: a title joined by
+    # underscores is searched for as words; code names (CITEQA_DATA_DIR, max_tokens) stay as they are
+    line = re.sub(r"(?<=[\w)])\.(?:txt|md)\b", "", line, flags=re.I)
+    line = re.sub(r"\S*_\S*", lambda m: m.group().replace("_", " ") if _TITLE_JOINED.fullmatch(m.group())
+                  else m.group(), line)
+    return " ".join(line.split())[:200]
+
+
+_TITLE_JOINED = re.compile(r"(?=.*[a-z])[\W\d]*[A-Z][^_\s]*(?:_[^_\s]+)+")
 
 
 def _text_of(message: Any) -> str:

@@ -663,7 +663,7 @@ def test_a_question_that_chains_two_facts_follows_the_bridge_before_it_answers()
     ans = answerer(model, retrieve=retrieve, hop_first=True).answer(
         "How long is the glacier that flows under the station?", hits)
     assert searched == ["Brannfjell glacier length"] and len(model.prompts) == 2, "one search, then one answer"
-    assert '<passage n="2" source="glacier.txt">' in model.prompts[1]
+    assert '<passage n="3" source="glacier.txt">' in model.prompts[1], "after both first passages"
     assert not ans.abstained and ans.citations[0].chunk_id == "g0"
 
 
