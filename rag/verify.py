@@ -31,6 +31,11 @@ JUDGE_MAX_TOKENS = 420  # model tokens of passage text judged in all (prompt eva
 NOTE_JUDGED_NO = "the verifier judged that the passages do not answer this question (P(yes) {p:.2f} < {t:.2f})"
 NOTE_JUDGED_YES = "the verifier judged that the passages answer this question (P(yes) {p:.2f})"
 
+_CLAIM_SYSTEM = "You check whether a passage supports a sentence. Reply with one word: yes or no."
+_CLAIM_ASK = (
+    "Passage:\n{passages}\n\nSentence: {sentence}\n\n"
+    "Does the passage above state what the sentence says? Reply yes or no."
+)
 _SYSTEM = "You check whether passages answer a question. Reply with one word: yes or no."
 _ASK = (
     "Passages:\n{passages}\n\nQuestion: {question}\n\n"
@@ -93,12 +98,25 @@ class LlamaVerifier:
 
     def judge(self, question: str, passages: Sequence[str]) -> Judgement:
         """P(yes) that ``passages`` state the answer to ``question``."""
+        return self._p_yes(self.prompt(question, passages))
+
+    def claim_prompt(self, sentence: str, passages: Sequence[str]) -> str:
+        """The claim judgement's prompt, rendered (for tests and debugging)."""
+        shown = "\n\n".join(p.strip() for p in self._clip(passages))
+        return chatml(_CLAIM_SYSTEM, _CLAIM_ASK.format(passages=shown, sentence=" ".join(sentence.split())))
+
+    def judge_claim(self, sentence: str, passages: Sequence[str]) -> Judgement:
+        """P(yes) that ``passages`` state what ``sentence`` says (the support check's question, asked of the
+        model)."""
+        return self._p_yes(self.claim_prompt(sentence, passages))
+
+    def _p_yes(self, prompt: str) -> Judgement:
         import numpy as np
 
         from rag.llamacpp import call_lock
 
         t0 = time.perf_counter()
-        tokens = self.llama.tokenize(self.prompt(question, passages).encode(), add_bos=False, special=True)
+        tokens = self.llama.tokenize(prompt.encode(), add_bos=False, special=True)
         with call_lock(self.llama):
             logits = self._eval(tokens)
         x = np.asarray(logits, dtype=np.float64)

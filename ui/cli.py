@@ -37,7 +37,7 @@ LlmOpt = Annotated[
 VerifyOpt = Annotated[
     str | None,
     typer.Option("--verify", help="off | local: the local model judges whether the passages answer before an answer "
-                 "is given [env CITEQA_VERIFY]"),
+                 "is given | claims: and judges each cited sentence of a generated answer [env CITEQA_VERIFY]"),
 ]
 KOpt = Annotated[int | None, typer.Option("--k", "-k", help="Passages to retrieve [env CITEQA_K]")]
 HybridOpt = Annotated[bool | None, typer.Option("--hybrid/--no-hybrid", help="Fuse BM25 with dense retrieval")]

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from evals.tools.calibrate_support import _decide, _has_digit, _norm, prf, sweep
 
@@ -128,6 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--docs", type=Path, required=True, help="the documents the runs answered over")
     ap.add_argument("--tune", default=None, help="the article whose pairs the thresholds are swept on")
     ap.add_argument("--out", type=Path, default=None, help="folder for support_generated.json")
+    ap.add_argument("--judge", choices=("off", "local"), default="off",
+                    help="local: also ask the local model whether each claim's passage states it (rag.verify), "
+                         "alone and beside the offline check; its threshold is chosen on --tune")
     args = ap.parse_args(argv)
 
     from rag.embeddings import make_embedder
@@ -170,11 +174,86 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {split} ({row['role']}), {name}: {s['pairs']} pairs ({s['supported']} supported): "
                   f"precision {s['precision']:.3f} recall {s['recall']:.3f} F1 {s['f1']:.3f}, "
                   f"swapped claims flagged {s['swapped_flagged']:.3f}")
+    if args.judge == "local":
+        judged = _judge_local(pairs, [_decide(f, OVERLAP_THRESHOLD, SIMILARITY_THRESHOLD) for f in feats], tune)
+        if judged is None:
+            return 2
+        result["judge_local"] = judged
+    from rag.cpu import fingerprint
+
+    result["machine"] = fingerprint()
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "support_generated.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {args.out / 'support_generated.json'}")
     return 0
+
+
+def _shown_spans(pair: GenPair, matcher: Any) -> list[str]:
+    """What ``--verify claims`` judges a claim against: the sentence of each cited chunk that its citation shows
+    (the answer path's span matcher)."""
+    from rag.types import Chunk
+
+    out = []
+    for i, text in enumerate(pair.evidence):
+        chunk = Chunk(id=f"{hash(text)}-{i}", source="", text=text, start=1, end=1 + len(text))
+        a, b = matcher.best_span(pair.claim, chunk)
+        out.append(text[a:b])
+    return out
+
+
+def _judge_local(pairs: Sequence[GenPair], offline: Sequence[bool], tune: str) -> dict | None:
+    """The local model's claim judgement (``LlamaVerifier.judge_claim``, against the sentences the citations show)
+    on every pair: its threshold chosen on
+    ``tune`` (highest F1; ties: the higher threshold), then scored per split alone and beside the offline check
+    (supported only when both say so), with the cost of a judgement."""
+    from evals.tools.calibrate_support import _grid
+    from rag.embeddings import make_embedder
+    from rag.errors import CiteqaError
+    from rag.generative import _SpanMatcher
+    from rag.llm import load_local_llama
+    from rag.settings import load_settings
+    from rag.verify import VERIFY_N_CTX, LlamaVerifier
+
+    matcher = _SpanMatcher(make_embedder("minilm-int8"))
+    try:
+        verifier = LlamaVerifier(load_local_llama(load_settings(), n_ctx=VERIFY_N_CTX))
+    except (CiteqaError, ImportError) as exc:
+        print(f"calibrate_support_generated: error: --judge local: {exc}", file=sys.stderr)
+        return None
+    verifier.judge_claim("warm-up", ["warm-up"])  # loads the model and evaluates the instructions once
+    judged = [verifier.judge_claim(p.claim, _shown_spans(p, matcher)) for p in pairs]
+    probs = [j.p_yes for j in judged]
+    labels = [p.label for p in pairs]
+    tune_idx = [i for i, p in enumerate(pairs) if p.split == tune]
+    best: tuple | None = None
+    for t in _grid(0.05, 0.95, 0.05):
+        score = prf([probs[i] >= t for i in tune_idx], [labels[i] for i in tune_idx])
+        key = (round(score[2], 6), t)
+        if best is None or key > best[0]:
+            best = (key, t)
+    assert best is not None
+    threshold = best[1]
+    ms = sorted(j.ms for j in judged)
+    out: dict = {"threshold_chosen_on_tune": threshold, "judgement_ms_p50": round(ms[len(ms) // 2], 1),
+                 "judgement_ms_p95": round(ms[min(len(ms) - 1, int(0.95 * (len(ms) - 1)))], 1), "splits": {}}
+    print(f"  local model judge: threshold {threshold} chosen on {tune}; a judgement costs "
+          f"{out['judgement_ms_p50']:.0f} ms p50 / {out['judgement_ms_p95']:.0f} ms p95")
+    for split in [*sorted({p.split for p in pairs}), "all"]:
+        idx = [i for i, p in enumerate(pairs) if split in ("all", p.split)]
+        row = {}
+        for name, pred in (("offline", [offline[i] for i in idx]),
+                           ("model", [probs[i] >= threshold for i in idx]),
+                           ("offline_and_model", [offline[i] and probs[i] >= threshold for i in idx])):
+            gold = [labels[i] for i in idx]
+            p, r, f1 = prf(pred, gold)
+            flagged = sum(not x for x, g in zip(pred, gold, strict=True) if not g) / max(1, len(gold) - sum(gold))
+            row[name] = {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f1, 3),
+                         "swapped_flagged": round(flagged, 3)}
+            print(f"  {split} ({'tune' if split == tune else 'held out' if split != 'all' else 'both'}), {name}: "
+                  f"precision {p:.3f} recall {r:.3f} F1 {f1:.3f}, swapped claims flagged {flagged:.3f}")
+        out["splits"][split] = row
+    return out
 
 
 if __name__ == "__main__":

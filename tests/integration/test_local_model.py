@@ -169,6 +169,26 @@ def test_the_verifier_tells_evidence_that_answers_from_evidence_that_does_not(lo
     assert min(yes) >= local_settings.verify_threshold > max(no), "and the shipped threshold splits them"
 
 
+def test_the_verifier_tells_a_claim_its_passage_states_from_the_same_claim_with_a_fact_swapped(
+    local_settings: Settings,
+) -> None:
+    """The claim judgement (``judge_claim``): P(yes) that the passage states what the sentence says, higher for
+    each true claim than for its twin with a year, a name or a month swapped."""
+    from rag.llm import make_verifier
+
+    verifier = make_verifier(local_settings.model_copy(update={"verify": "local"}))
+    passage = ["It was opened in 1961 by the Norwegian Polar Institute. The coldest temperature measured there was "
+               "-48.2 C in July 1987."]
+    twins = [("Halvorsen Station was opened in 1961.", "Halvorsen Station was opened in 1971."),
+             ("The Norwegian Polar Institute opened the station.", "The Swedish Polar Institute opened the station."),
+             ("The coldest temperature was measured in July 1987.",
+              "The coldest temperature was measured in August 1987.")]
+    for true, swapped in twins:
+        yes, no = verifier.judge_claim(true, passage), verifier.judge_claim(swapped, passage)
+        print(f"\nclaim judge: {yes.p_yes:.3f} {true!r} / {no.p_yes:.3f} {swapped!r} ({yes.ms:.0f} ms)")
+        assert yes.p_yes > 0.5 > no.p_yes, (true, yes.p_yes, swapped, no.p_yes)
+
+
 @pytest.mark.isolated
 def test_verify_local_withholds_an_extractive_answer_the_evidence_does_not_give(
     local_settings: Settings, embedder, tmp_path: Path

@@ -27,3 +27,13 @@ def test_verify_threshold_is_what_calibrate_verifier_chose() -> None:
     assert recorded["chosen"] == VERIFY_THRESHOLD, (
         "rag.defaults.VERIFY_THRESHOLD differs from evals/figures/verifier.json: run "
         "`python -m evals.tools.calibrate_verifier` and ship the threshold it chooses")
+
+
+def test_claim_threshold_is_what_calibrate_support_generated_chose() -> None:
+    from rag.defaults import CLAIM_THRESHOLD
+
+    recorded = json.loads((REPO / "evals/figures/support_generated.json").read_text(encoding="utf-8"))
+    assert recorded["judge_local"]["threshold_chosen_on_tune"] == CLAIM_THRESHOLD, (
+        "rag.defaults.CLAIM_THRESHOLD differs from evals/figures/support_generated.json: run "
+        "`python -m evals.tools.calibrate_support_generated RUN --docs DOCS --judge local --out evals/figures` "
+        "and ship the threshold it chooses")

@@ -677,3 +677,39 @@ def test_the_cited_span_is_a_statement_not_the_documents_title() -> None:
         "Who is older, Ezer Weizman or Yitzhak Navon?", [hit])
     (c,) = ans.citations
     assert c.text == "Ezer Weizman was born on 15 June 1924 in Tel Aviv.", c.text
+
+
+class ScriptedJudge:
+    """A claim judge (``rag.verify.LlamaVerifier.judge_claim``'s shape) that says P(yes) from a table of words."""
+
+    def __init__(self, low: str) -> None:
+        self.low = low
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def judge_claim(self, sentence: str, spans: list[str]) -> Any:
+        from rag.verify import Judgement
+
+        self.calls.append((sentence, list(spans)))
+        return Judgement(0.1 if self.low in sentence else 0.9, 5.0, 40)
+
+
+def test_verify_claims_marks_down_a_sentence_the_model_judges_its_span_does_not_state() -> None:
+    """--verify claims: a cited sentence the offline check passes is judged by the model against the span its
+    citation shows; below the threshold it is unsupported, with a note. Verbatim sentences are not judged."""
+    from rag.generative import NOTE_CLAIMS_JUDGED
+
+    reply = ("Halvorsen Station was opened in 1961 by the Norwegian Polar Institute [1]. "
+             "The coldest temperature there was minus 71 degrees Celsius in August 1987 [2].")
+    judge = ScriptedJudge(low="August")
+    ans = answerer(fake(reply), claim_judge=judge, claim_threshold=0.5).answer("Tell me about it", make_hits())
+    assert [s for s, _ in judge.calls] == [
+        "Halvorsen Station was opened in 1961 by the Norwegian Polar Institute.",
+        "The coldest temperature there was minus 71 degrees Celsius in August 1987."]
+    assert judge.calls[0][1] == ["It was opened in 1961 by the Norwegian Polar Institute."], "the cited span"
+    assert ans.unsupported_sentences == (
+        "The coldest temperature there was minus 71 degrees Celsius in August 1987.",)
+    assert [c.supported for c in ans.citations] == [True, False]
+    assert NOTE_CLAIMS_JUDGED.format(n=1, t=0.5) in ans.notes and ans.timings["verify_claims"] == 10.0
+    # without a judge: both supported, nothing judged
+    plain = answerer(fake(reply)).answer("Tell me about it", make_hits())
+    assert plain.unsupported_sentences == () and "verify_claims" not in plain.timings

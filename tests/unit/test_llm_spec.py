@@ -261,6 +261,24 @@ def test_make_answerer_picks_the_backend() -> None:
     assert official.stop is None  # OpenAI's reasoning models reject `stop`
 
 
+def test_verify_claims_gives_a_generated_answer_the_claim_judge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--verify claims: the verifier judges the passages first and, for a generated answer, its cited sentences;
+    --verify local the passages only; the extractive answerer (verbatim quotes) has no claims to judge."""
+    import rag.llm
+    from rag.verify import VerifiedAnswerer
+
+    judge = object()
+    monkeypatch.setattr(rag.llm, "make_verifier", lambda settings: None if settings.verify == "off" else judge)
+    spec = "openai:gemma@127.0.0.1:8080/v1"
+    both = rag.llm.make_answerer(_settings(llm=spec, verify="claims"), object())
+    assert both.verifier is judge and both.claim_judge is judge
+    passages = rag.llm.make_answerer(_settings(llm=spec, verify="local"), object())
+    assert passages.verifier is judge and passages.claim_judge is None
+    assert rag.llm.make_answerer(_settings(llm=spec), object()).claim_judge is None
+    ext = rag.llm.make_answerer(_settings(llm="extractive", verify="claims"), object())
+    assert isinstance(ext, VerifiedAnswerer) and ext.verifier is judge
+
+
 # -- local: the bundled model (rag.local_model) -------------------------------------------------------------------
 def test_local_spec_and_setting() -> None:
     s = parse_llm_spec("local")

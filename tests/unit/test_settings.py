@@ -127,7 +127,8 @@ def test_verify_setting_takes_off_or_local_and_a_threshold(monkeypatch: pytest.M
     monkeypatch.setenv("CITEQA_VERIFY", "Local")
     assert load_settings().verify == "local"
     assert load_settings(verify="off").verify == "off", "the flag wins over the environment"
-    with pytest.raises(ConfigError, match="verify.*off or local"):
+    assert load_settings(verify="Claims").verify == "claims"
+    with pytest.raises(ConfigError, match="verify.*off, local .* or claims"):
         load_settings(verify="nli")
     with pytest.raises(ConfigError, match="verify_threshold"):
         load_settings(verify_threshold=1.5)
