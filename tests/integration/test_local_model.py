@@ -169,6 +169,7 @@ def test_the_verifier_tells_evidence_that_answers_from_evidence_that_does_not(lo
     assert min(yes) >= local_settings.verify_threshold > max(no), "and the shipped threshold splits them"
 
 
+@pytest.mark.isolated  # llama.cpp in this process: a crash fails this test alone
 def test_the_verifier_tells_a_claim_its_passage_states_from_the_same_claim_with_a_fact_swapped(
     local_settings: Settings,
 ) -> None:
